@@ -1,0 +1,175 @@
+"""From files to training samples: loading, normalisation, targets, and random patches.
+
+``load_samples`` reads and prepares whole images once (the datasets lapseg targets — tens to a few
+hundred images — fit in memory; every patch then costs only a slice and a flip). ``PatchDataset``
+draws random patches with foreground oversampling and paired augmentation; its randomness is a
+pure function of ``(seed, epoch, index)``, so DataLoader workers and resumed runs draw the same
+patches.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from lapseg.config import AugmentConfig, DataConfig, LapsegConfig
+from lapseg.data.geometry import center_crop_or_pad, pad_to_at_least, resize_to, sample_patch_origin
+from lapseg.data.masks import mask_to_target
+from lapseg.data.normalization import NormalizationStats, apply_normalization
+from lapseg.io.discovery import SamplePaths
+from lapseg.io.images import read_image, read_mask
+from lapseg.errors import LapsegInputError
+from lapseg.transforms.basic import augment_pair
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One prepared training/validation image.
+
+    image : (C, Y, X) float32, normalised.
+    target : (Y, X) int64 class indices.
+    instances : (Y, X) int32 instance labels or None (for the border weight map).
+    weights : (Y, X) float32 pixel weights or None.
+    """
+
+    name: str
+    image: np.ndarray
+    target: np.ndarray
+    instances: np.ndarray | None = None
+    weights: np.ndarray | None = None
+
+
+def reshape_for_network(image: np.ndarray, data: DataConfig, *, order: int) -> np.ndarray:
+    """Apply the configured fixed-size resize or crop/pad to a (C, Y, X) or (Y, X) array."""
+    if data.resize is not None:
+        return resize_to(image, tuple(data.resize), order=order)
+    if data.crop_or_pad is not None:
+        mode = "reflect" if order > 0 else "constant"
+        return center_crop_or_pad(image, tuple(data.crop_or_pad), mode=mode)[0]
+    return image
+
+
+def read_raw_sample(paths: SamplePaths, config: LapsegConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Read one image ``(C, Y, X)`` and its mask ``(Y, X)``, checking that they match."""
+    if paths.mask is None:
+        raise LapsegInputError("image has no mask", path=paths.image)
+    image = read_image(paths.image, axes=config.data.axes).array
+    mask = read_mask(paths.mask)
+    if image.shape[-2:] != mask.shape:
+        raise LapsegInputError(
+            f"mask shape {mask.shape} differs from image shape {image.shape[-2:]} ({paths.image})",
+            path=paths.mask,
+        )
+    return image, mask
+
+
+def prepare_sample(
+    paths: SamplePaths,
+    image: np.ndarray,
+    mask: np.ndarray,
+    *,
+    config: LapsegConfig,
+    stats: NormalizationStats,
+) -> Sample:
+    """Normalise, reshape and convert a raw image/mask pair into a :class:`Sample`."""
+    from lapseg.data.masks import to_instances
+
+    if image.shape[0] != config.model.in_channels:
+        raise LapsegInputError(
+            f"image has {image.shape[0]} channel(s) but model.in_channels="
+            f"{config.model.in_channels}",
+            path=paths.image,
+        )
+    num_classes = max(config.model.out_channels, 2)
+    normalised = apply_normalization(image, stats)
+    normalised = reshape_for_network(normalised, config.data, order=1).astype(np.float32)
+    target = mask_to_target(mask, kind=config.data.mask_kind, num_classes=num_classes)
+    target = reshape_for_network(target, config.data, order=0).astype(np.int64)
+    instances = None
+    if config.loss.border_weights:
+        if config.data.mask_kind == "classes":
+            raise LapsegInputError(
+                "loss.border_weights needs binary or instance masks, not class-index masks"
+            )
+        instances = reshape_for_network(to_instances(mask), config.data, order=0).astype(np.int32)
+    return Sample(name=paths.name, image=normalised, target=target, instances=instances)
+
+
+class PatchDataset(torch.utils.data.Dataset):
+    """Random training patches with foreground oversampling and paired augmentation.
+
+    Each item is a dict with ``image (C, h, w)`` float32, ``target (h', w')`` int64 and
+    ``weights (h', w')`` float32 tensors, where ``h' = h - 2 * output_margin`` (a 'valid'
+    U-Net sees context around the patch it is scored on).
+    """
+
+    def __init__(
+        self,
+        samples: Sequence[Sample],
+        *,
+        patch_size: tuple[int, int],
+        patches_per_epoch: int,
+        foreground_probability: float,
+        augment: AugmentConfig,
+        seed: int,
+        output_margin: int = 0,
+    ) -> None:
+        if not samples:
+            raise LapsegInputError("no training samples")
+        self.patch_size = (int(patch_size[0]), int(patch_size[1]))
+        self.patches_per_epoch = patches_per_epoch
+        self.foreground_probability = foreground_probability
+        self.augment = augment
+        self.seed = seed
+        self.epoch = 0
+        self.margin = output_margin
+        out_size = (self.patch_size[0] - 2 * output_margin, self.patch_size[1] - 2 * output_margin)
+        if min(out_size) < 1:
+            raise LapsegInputError(
+                f"train.patch_size {self.patch_size} is smaller than the model's context "
+                f"(2 x {output_margin} px)"
+            )
+        self.output_size = out_size
+        # Pad once so every image is at least one patch and has the context margin around it.
+        self.padded: list[tuple[np.ndarray, np.ndarray, np.ndarray | None]] = []
+        for sample in samples:
+            m = output_margin
+            image = np.pad(sample.image, ((0, 0), (m, m), (m, m)), mode="reflect") if m else sample.image
+            image, _ = pad_to_at_least(image, self.patch_size, mode="reflect")
+            target, _ = pad_to_at_least(sample.target, out_size, mode="reflect")
+            weights = None
+            if sample.weights is not None:
+                weights, _ = pad_to_at_least(sample.weights, out_size, mode="reflect")
+            self.padded.append((image, target, weights))
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the epoch, which (with the seed) determines every patch drawn."""
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.patches_per_epoch
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        rng = np.random.default_rng([self.seed, self.epoch, index])
+        image, target, weights = self.padded[int(rng.integers(len(self.padded)))]
+        y0, x0 = sample_patch_origin(
+            target, self.output_size, foreground_probability=self.foreground_probability, rng=rng
+        )
+        oy, ox = self.output_size
+        target_patch = target[y0 : y0 + oy, x0 : x0 + ox]
+        # the image is padded by the margin, so the context window starts at the same origin
+        image_patch = image[:, y0 : y0 + self.patch_size[0], x0 : x0 + self.patch_size[1]]
+        weight_patch = None if weights is None else weights[y0 : y0 + oy, x0 : x0 + ox]
+        image_patch, target_patch, weight_patch = augment_pair(
+            (image_patch, target_patch, weight_patch), self.augment, rng
+        )
+        if weight_patch is None:
+            weight_patch = np.ones(target_patch.shape, dtype=np.float32)
+        return {
+            "image": torch.from_numpy(np.ascontiguousarray(image_patch, dtype=np.float32)),
+            "target": torch.from_numpy(np.ascontiguousarray(target_patch, dtype=np.int64)),
+            "weights": torch.from_numpy(np.ascontiguousarray(weight_patch, dtype=np.float32)),
+        }

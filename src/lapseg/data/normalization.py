@@ -1,0 +1,262 @@
+"""Intensity normalisation whose statistics come from training data only.
+
+The statistics (:class:`NormalizationStats`) are fitted once on the training images with
+:func:`fit_normalization`, stored with the model, and applied unchanged to validation, test and
+new images with :func:`apply_normalization`.
+
+Modes (:data:`NORMALIZATION_MODES`):
+
+``"percentile"``
+    Per image and channel, ``(x - p_low) / (p_high - p_low)`` (see :func:`percentile_normalize`).
+``"percentile+meanstd"``
+    The percentile step, then ``(x - mean) / std`` per channel with mean and std of the
+    percentile-normalised training images.
+``"meanstd"``
+    ``(x - mean) / std`` per channel with mean and std of the raw training images.
+``"none"``
+    Cast to float32 only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from lapseg.errors import LapsegInputError
+
+NORMALIZATION_MODES: tuple[str, ...] = ("percentile", "percentile+meanstd", "meanstd", "none")
+
+_EPS = 1e-6
+_MAX_PERCENTILE_SAMPLES = 1 << 22  # 4M pixels per channel; larger images are subsampled
+
+
+def _uses_meanstd(mode: str) -> bool:
+    return mode in ("percentile+meanstd", "meanstd")
+
+
+def _uses_percentile(mode: str) -> bool:
+    return mode.startswith("percentile")
+
+
+def _check_settings(mode: str, low: float, high: float) -> None:
+    if mode not in NORMALIZATION_MODES:
+        raise LapsegInputError(
+            f"unknown normalisation mode {mode!r}; use one of {', '.join(NORMALIZATION_MODES)}"
+        )
+    if not 0.0 <= low < high <= 100.0:
+        raise LapsegInputError(
+            f"normalisation percentiles need 0 <= low < high <= 100, got low={low}, high={high}"
+        )
+
+
+@dataclass(frozen=True)
+class NormalizationStats:
+    """Normalisation mode and the statistics fitted on training data.
+
+    Attributes
+    ----------
+    mode : str
+        One of :data:`NORMALIZATION_MODES`.
+    low_percentile, high_percentile : float
+        Percentiles for the percentile step, ``0 <= low < high <= 100``.
+    mean, std : tuple of float
+        Per-channel statistics for the mean/std modes (empty otherwise); ``std > 0``.
+    """
+
+    mode: str
+    low_percentile: float = 1.0
+    high_percentile: float = 99.8
+    mean: tuple[float, ...] = ()
+    std: tuple[float, ...] = ()
+
+    def __post_init__(self) -> None:
+        _check_settings(self.mode, self.low_percentile, self.high_percentile)
+        object.__setattr__(self, "low_percentile", float(self.low_percentile))
+        object.__setattr__(self, "high_percentile", float(self.high_percentile))
+        object.__setattr__(self, "mean", tuple(float(v) for v in self.mean))
+        object.__setattr__(self, "std", tuple(float(v) for v in self.std))
+        if len(self.mean) != len(self.std):
+            raise LapsegInputError(
+                f"normalisation mean has {len(self.mean)} values but std has {len(self.std)}"
+            )
+        if _uses_meanstd(self.mode) and not self.mean:
+            raise LapsegInputError(f"normalisation mode {self.mode!r} needs mean and std")
+        if not all(np.isfinite(v) for v in self.mean + self.std) or any(v <= 0 for v in self.std):
+            raise LapsegInputError("normalisation mean/std must be finite and std positive")
+
+    @property
+    def num_channels(self) -> int | None:
+        """Channel count the statistics were fitted on, None when no per-channel data."""
+        return len(self.mean) or None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-compatible dict (str, float, list) for configs and checkpoints."""
+        return {
+            "mode": self.mode,
+            "low_percentile": self.low_percentile,
+            "high_percentile": self.high_percentile,
+            "mean": list(self.mean),
+            "std": list(self.std),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> NormalizationStats:
+        """Inverse of :meth:`to_dict`; unknown keys are an error."""
+        known = {"mode", "low_percentile", "high_percentile", "mean", "std"}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise LapsegInputError(
+                f"unknown normalisation key(s) {', '.join(unknown)}; use {', '.join(sorted(known))}"
+            )
+        if "mode" not in data:
+            raise LapsegInputError("normalisation settings need a 'mode'")
+        return cls(
+            mode=str(data["mode"]),
+            low_percentile=float(data.get("low_percentile", 1.0)),
+            high_percentile=float(data.get("high_percentile", 99.8)),
+            mean=tuple(data.get("mean", ())),
+            std=tuple(data.get("std", ())),
+        )
+
+
+def _check_image(image: np.ndarray) -> np.ndarray:
+    image = np.asarray(image)
+    if image.ndim != 3:
+        raise LapsegInputError(f"image must be (C, Y, X), got shape {image.shape}")
+    if image.size == 0:
+        raise LapsegInputError(f"image is empty (shape {image.shape})")
+    return image
+
+
+def percentile_normalize(image: np.ndarray, *, low: float = 1.0, high: float = 99.8) -> np.ndarray:
+    """Scale each channel so its ``low`` percentile maps to 0 and ``high`` to 1.
+
+    ``out = (x - p_low) / scale`` with ``scale = p_high - p_low``. Values outside the
+    percentiles are not clipped. When ``p_high - p_low < 1e-6`` (e.g. a sparse image whose
+    percentiles coincide) the scale falls back to ``max - min`` so rare bright pixels map to
+    at most 1 instead of exploding; a constant channel gives zeros (never NaN). For channels
+    with more than 4M pixels the percentiles are computed on a regular strided subsample
+    of about 4M pixels (exact enough for intensity scaling, much faster).
+
+    Parameters
+    ----------
+    image : (C, Y, X) ndarray
+    low, high : float
+        Percentiles, ``0 <= low < high <= 100``.
+
+    Returns
+    -------
+    (C, Y, X) ndarray of float32
+    """
+    image = _check_image(image)
+    _check_settings("percentile", low, high)
+    out = image.astype(np.float32)  # always a copy: the input is never changed
+    for c, channel in enumerate(out):
+        flat = channel.reshape(-1)
+        step = max(1, -(-flat.size // _MAX_PERCENTILE_SAMPLES))
+        p_low, p_high = np.percentile(flat[::step], [low, high])
+        scale = float(p_high - p_low)
+        if scale < _EPS:
+            scale = float(flat.max() - flat.min())
+        if scale < _EPS:
+            scale = 1.0
+        out[c] = (channel - np.float32(p_low)) / np.float32(scale)
+    return out
+
+
+def fit_normalization(
+    images: Iterable[np.ndarray], *, mode: str, low: float = 1.0, high: float = 99.8
+) -> NormalizationStats:
+    """Fit normalisation statistics on training images.
+
+    Mean and std per channel are accumulated in float64 image by image (Chan et al.'s parallel
+    update, so the whole set never sits in memory) after the percentile step when the mode
+    includes it. A std below 1e-6 (a constant channel) is stored as 1.
+
+    Parameters
+    ----------
+    images : iterable of (C, Y, X) ndarray
+        Training images only; all with the same channel count.
+    mode : str
+        One of :data:`NORMALIZATION_MODES`.
+    low, high : float
+        Percentiles for the percentile step.
+
+    Returns
+    -------
+    NormalizationStats
+    """
+    _check_settings(mode, low, high)
+    if not _uses_meanstd(mode):
+        return NormalizationStats(mode=mode, low_percentile=low, high_percentile=high)
+    count = 0
+    mean: np.ndarray | None = None
+    m2: np.ndarray | None = None
+    for index, image in enumerate(images):
+        image = _check_image(image)
+        if _uses_percentile(mode):
+            image = percentile_normalize(image, low=low, high=high)
+        values = image.reshape(image.shape[0], -1).astype(np.float64)
+        n_b = values.shape[1]
+        mean_b = values.mean(axis=1)
+        m2_b = ((values - mean_b[:, None]) ** 2).sum(axis=1)
+        if mean is None or m2 is None:
+            count, mean, m2 = n_b, mean_b, m2_b
+            continue
+        if mean_b.shape != mean.shape:
+            raise LapsegInputError(
+                f"training image {index} has {mean_b.size} channels, earlier ones {mean.size}"
+            )
+        total = count + n_b
+        delta = mean_b - mean
+        mean = mean + delta * (n_b / total)
+        m2 = m2 + m2_b + delta**2 * (count * n_b / total)
+        count = total
+    if mean is None or m2 is None:
+        raise LapsegInputError("cannot fit normalisation on zero training images")
+    std = np.sqrt(m2 / count)
+    std = np.where(std < _EPS, 1.0, std)
+    return NormalizationStats(
+        mode=mode,
+        low_percentile=low,
+        high_percentile=high,
+        mean=tuple(mean.tolist()),
+        std=tuple(std.tolist()),
+    )
+
+
+def apply_normalization(image: np.ndarray, stats: NormalizationStats) -> np.ndarray:
+    """Normalise one image with statistics fitted by :func:`fit_normalization`.
+
+    Parameters
+    ----------
+    image : (C, Y, X) ndarray
+    stats : NormalizationStats
+
+    Returns
+    -------
+    (C, Y, X) ndarray of float32
+
+    Raises
+    ------
+    LapsegInputError
+        If the channel count differs from the one the statistics were fitted on.
+    """
+    image = _check_image(image)
+    if stats.num_channels is not None and image.shape[0] != stats.num_channels:
+        raise LapsegInputError(
+            f"image has {image.shape[0]} channel(s) but the normalisation was fitted on "
+            f"{stats.num_channels}"
+        )
+    if _uses_percentile(stats.mode):
+        out = percentile_normalize(image, low=stats.low_percentile, high=stats.high_percentile)
+    else:
+        out = image.astype(np.float32)
+    if _uses_meanstd(stats.mode):
+        mean = np.asarray(stats.mean, dtype=np.float32)[:, None, None]
+        std = np.asarray(stats.std, dtype=np.float32)[:, None, None]
+        out = (out - mean) / std
+    return out

@@ -1,0 +1,193 @@
+"""Apply trained models to images of any size: load, normalise, tile, blend, map back, write.
+
+Prediction uses exactly the preprocessing stored in the checkpoint (normalisation statistics from
+the training split, fixed-size resize or crop/pad), and maps the result back to each input's own
+pixel grid. Several checkpoints form an ensemble: their probability maps are averaged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from lapseg.config import LapsegConfig, PredictConfig, config_from_dict
+from lapseg.data.dataset import reshape_for_network
+from lapseg.data.geometry import center_crop_or_pad, resize_to, undo_center_crop_or_pad
+from lapseg.data.normalization import NormalizationStats, apply_normalization
+from lapseg.errors import LapsegInputError
+from lapseg.inference.thresholds import threshold_probabilities
+from lapseg.io.images import read_image, write_tiff
+from lapseg.models.registry import create_model
+from lapseg.training.checkpoint import load_checkpoint, resolve_checkpoint_path
+from lapseg.training.loop import predict_logits, select_device
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A model ready for prediction, with the preprocessing it was trained with."""
+
+    model: torch.nn.Module
+    config: LapsegConfig
+    stats: NormalizationStats
+    threshold: float
+    path: Path
+    device: torch.device
+
+
+def load_model(path: str | Path, *, device: str = "auto") -> LoadedModel:
+    """Load ``best.pt`` of a run folder, or a checkpoint file (``weights_only=True``)."""
+    checkpoint_path = resolve_checkpoint_path(path)
+    checkpoint = load_checkpoint(checkpoint_path)
+    try:
+        config = config_from_dict(checkpoint["config"])
+        stats = NormalizationStats.from_dict(checkpoint["normalization"])
+    except (KeyError, TypeError) as error:
+        raise LapsegInputError(f"checkpoint lacks {error}", path=checkpoint_path) from None
+    torch_device = select_device(device)
+    model = create_model(config.model)
+    model.load_state_dict(checkpoint["model_state"])
+    model = model.to(torch_device).eval()
+    if torch_device.type != "mps":
+        model = model.to(memory_format=torch.channels_last)
+    return LoadedModel(
+        model=model,
+        config=config,
+        stats=stats,
+        threshold=float(checkpoint.get("threshold", config.predict.threshold)),
+        path=checkpoint_path,
+        device=torch_device,
+    )
+
+
+def _map_back(prob: np.ndarray, original_yx: tuple[int, int], config: LapsegConfig) -> np.ndarray:
+    """Undo the configured resize / crop-pad on a ``(K, Y', X')`` probability map."""
+    data = config.data
+    if data.resize is not None:
+        return resize_to(prob, original_yx, order=1).astype(np.float32)
+    if data.crop_or_pad is not None:
+        dummy = np.zeros((1, *original_yx), dtype=np.float32)
+        _, crop_pad = center_crop_or_pad(dummy, tuple(data.crop_or_pad), mode="constant")
+        return undo_center_crop_or_pad(prob, crop_pad, fill=0).astype(np.float32)
+    return prob
+
+
+@torch.inference_mode()
+def predict_probabilities(
+    models: Sequence[LoadedModel], image: np.ndarray, *, predict: PredictConfig | None = None
+) -> np.ndarray:
+    """Class probabilities ``(K, Y, X)`` float32 for one raw ``(C, Y, X)`` image.
+
+    ``K == 1`` (foreground probability) for sigmoid models. With several models the maps are
+    averaged (each model applies its own normalisation). ``predict`` overrides the tiling
+    settings stored in the models.
+    """
+    if not models:
+        raise ValueError("no model given")
+    total = None
+    for loaded in models:
+        settings = predict if predict is not None else loaded.config.predict
+        if image.shape[0] != loaded.config.model.in_channels:
+            raise LapsegInputError(
+                f"image has {image.shape[0]} channel(s) but the model {loaded.path} expects "
+                f"{loaded.config.model.in_channels}"
+            )
+        normalised = apply_normalization(image, loaded.stats)
+        network_input = reshape_for_network(normalised, loaded.config.data, order=1)
+        tensor = torch.from_numpy(np.ascontiguousarray(network_input, dtype=np.float32)).to(
+            loaded.device
+        )
+        logits = predict_logits(loaded.model, tensor, settings)
+        prob = torch.sigmoid(logits) if logits.shape[0] == 1 else torch.softmax(logits, dim=0)
+        prob_np = _map_back(prob.cpu().numpy(), image.shape[-2:], loaded.config)
+        total = prob_np if total is None else total + prob_np
+        if total.shape[0] != prob_np.shape[0]:
+            raise LapsegInputError("ensemble members predict different numbers of classes")
+    return (total / len(models)).astype(np.float32)
+
+
+def probabilities_to_mask(
+    prob: np.ndarray, *, method: str = "fixed", threshold: float = 0.5
+) -> np.ndarray:
+    """Mask ``(Y, X)`` from probabilities ``(K, Y, X)``: binary 0/255 uint8 for K == 1
+    (``method`` "fixed"/"tuned" use ``threshold``, "otsu" is per image), class indices for K > 1."""
+    if prob.shape[0] == 1:
+        otsu = method == "otsu"
+        binary = threshold_probabilities(
+            prob[0], method="otsu" if otsu else "fixed", threshold=threshold
+        )
+        return (binary > 0).astype(np.uint8) * 255
+    labels = prob.argmax(axis=0)
+    return labels.astype(np.uint8 if prob.shape[0] <= 256 else np.uint16)
+
+
+def output_paths(output_dir: Path, image_path: Path) -> tuple[Path, Path]:
+    """Where the mask and probability map of ``image_path`` go."""
+    name = image_path.name
+    ome = next((s for s in (".ome.tiff", ".ome.tif") if name.lower().endswith(s)), None)
+    stem = name[: -len(ome)] if ome else image_path.stem
+    return output_dir / "masks" / f"{stem}.tif", output_dir / "probabilities" / f"{stem}.tif"
+
+
+def check_outputs_do_not_overwrite_inputs(inputs: Sequence[Path], outputs: Sequence[Path]) -> None:
+    """Refuse to run when an output path is one of the inputs."""
+    resolved_inputs = {p.resolve() for p in inputs}
+    for path in outputs:
+        if path.resolve() in resolved_inputs:
+            raise LapsegInputError(
+                "output would overwrite an input file; choose another --output", path=path
+            )
+    stems: dict[Path, Path] = {}
+    for path, source in zip(outputs[::2], inputs, strict=False):
+        if path in stems:
+            raise LapsegInputError(
+                f"two inputs map to the same output ({stems[path].name}, {source.name})", path=path
+            )
+        stems[path] = source
+
+
+def predict_files(
+    models: Sequence[LoadedModel],
+    inputs: Sequence[Path],
+    output_dir: str | Path,
+    *,
+    axes: str | None = None,
+    predict: PredictConfig | None = None,
+    on_image: Callable[[Path], None] | None = None,
+) -> list[tuple[Path, Path]]:
+    """Predict every input image; write ``masks/<stem>.tif`` and ``probabilities/<stem>.tif``.
+
+    Files are written atomically (a failure never leaves a half-written file), the pixel size of
+    each input is written back, and no output may overwrite an input.
+    """
+    output_dir = Path(output_dir)
+    planned = [output_paths(output_dir, p) for p in inputs]
+    check_outputs_do_not_overwrite_inputs(list(inputs), [p for pair in planned for p in pair])
+    settings = predict if predict is not None else models[0].config.predict
+    method = settings.threshold_method
+    threshold = models[0].threshold if method == "tuned" else settings.threshold
+    written = []
+    for path, (mask_path, prob_path) in zip(inputs, planned, strict=True):
+        image = read_image(path, axes=axes)
+        prob = predict_probabilities(models, image.array, predict=predict)
+        mask = probabilities_to_mask(prob, method=method, threshold=threshold)
+        prob_out = prob[0] if prob.shape[0] == 1 else prob
+        write_tiff(
+            prob_path,
+            prob_out,
+            axes="YX" if prob_out.ndim == 2 else "CYX",
+            pixel_size=image.pixel_size,
+        )
+        write_tiff(mask_path, mask, axes="YX", pixel_size=image.pixel_size)
+        written.append((mask_path, prob_path))
+        if on_image is not None:
+            on_image(path)
+    return written
+
+
+def with_overrides(predict: PredictConfig, **changes: object) -> PredictConfig:
+    """A copy of ``predict`` with the non-None ``changes`` applied (validated)."""
+    return replace(predict, **{k: v for k, v in changes.items() if v is not None})

@@ -1,0 +1,413 @@
+"""Read and write 2D microscopy images and masks.
+
+Images come back as ``(C, Y, X)`` arrays in the dtype stored in the file; masks as ``(Y, X)``
+integer arrays. Which axis is the channel is never guessed: it comes from the ``axes`` argument,
+from the file's own metadata (OME, ImageJ, tifffile's shaped description, TIFF samples per pixel)
+or from the format's definition (a 2D array is ``"YX"``; a 3D PNG/JPEG/BMP is ``"YXC"``).
+Anything else raises :class:`~lapseg.errors.LapsegInputError` asking for ``axes``.
+
+Every writer is atomic: the data go to a temporary file in the target folder, which then
+replaces the target with :func:`os.replace`, so a crash never leaves a half-written file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import imageio.v3 as iio
+import numpy as np
+import tifffile
+
+from lapseg.axes import AXES_VOCABULARY, to_cyx, validate_axes
+from lapseg.errors import LapsegInputError
+
+IMAGE_EXTENSIONS: tuple[str, ...] = (".tif", ".tiff", ".png", ".jpg", ".jpeg", ".bmp")
+"""Supported file extensions (compared case-insensitively)."""
+
+TIFF_EXTENSIONS: tuple[str, ...] = (".tif", ".tiff")
+
+# Length units of OME PhysicalSize*, as factors to micrometres.
+_UNIT_TO_MICROMETRE: dict[str, float] = {
+    "m": 1e6,
+    "cm": 1e4,
+    "mm": 1e3,
+    "µm": 1.0,
+    "μm": 1.0,  # Greek mu
+    "um": 1.0,
+    "micron": 1.0,
+    "microns": 1.0,
+    "nm": 1e-3,
+    "pm": 1e-6,
+    "Å": 1e-4,
+}
+
+
+@dataclass(frozen=True)
+class ImageData:
+    """An image read from disk.
+
+    Attributes
+    ----------
+    array : (C, Y, X) ndarray
+        Pixel data in the dtype stored in the file.
+    pixel_size : tuple of float or None
+        ``(y, x)`` pixel size in micrometres, or None when the file does not say.
+    path : Path
+        The file the image was read from.
+    """
+
+    array: np.ndarray
+    pixel_size: tuple[float, float] | None
+    path: Path
+
+
+def is_image_file(path: str | Path) -> bool:
+    """Return True if ``path`` has a supported image extension (case-insensitive)."""
+    return Path(path).suffix.lower() in IMAGE_EXTENSIONS
+
+
+def _check_readable(path: Path) -> None:
+    if not path.exists():
+        raise LapsegInputError("file not found", path=path)
+    if not path.is_file():
+        raise LapsegInputError("not a file", path=path)
+    if not is_image_file(path):
+        raise LapsegInputError(
+            f"unsupported extension {path.suffix!r}; use one of {', '.join(IMAGE_EXTENSIONS)}",
+            path=path,
+        )
+
+
+def _to_micrometre(value: str | float, unit: str | None, path: Path) -> float:
+    size = float(value)
+    factor = _UNIT_TO_MICROMETRE.get(unit or "µm")
+    if factor is None:
+        raise LapsegInputError(f"unknown pixel size unit {unit!r} in OME metadata", path=path)
+    if not np.isfinite(size) or size <= 0:
+        raise LapsegInputError(f"invalid pixel size {value!r} in metadata", path=path)
+    return size * factor
+
+
+def _ome_pixel_size(xml_text: str, path: Path) -> tuple[float, float] | None:
+    try:
+        root = ET.fromstring(xml_text)
+    except ET.ParseError as exc:
+        raise LapsegInputError(f"corrupt OME metadata ({exc})", path=path) from exc
+    pixels = next((el for el in root.iter() if el.tag.rsplit("}", 1)[-1] == "Pixels"), None)
+    if pixels is None or "PhysicalSizeX" not in pixels.attrib:
+        return None
+    x = _to_micrometre(pixels.attrib["PhysicalSizeX"], pixels.get("PhysicalSizeXUnit"), path)
+    y_value = pixels.get("PhysicalSizeY", pixels.attrib["PhysicalSizeX"])
+    y = _to_micrometre(y_value, pixels.get("PhysicalSizeYUnit"), path)
+    return (y, x)
+
+
+def _resolution_pixel_size(tif: tifffile.TiffFile) -> tuple[float, float] | None:
+    """Pixel size from ImageJ's unit plus the TIFF resolution tags, micrometre units only."""
+    unit = (tif.imagej_metadata or {}).get("unit")
+    if not isinstance(unit, str) or unit.replace("\\u00B5", "µ") not in {
+        "micron",
+        "microns",
+        "um",
+        "µm",
+        "μm",
+    }:
+        return None
+    tags = tif.pages[0].tags
+    sizes = []
+    for name in ("YResolution", "XResolution"):
+        tag = tags.get(name)
+        if tag is None:
+            return None
+        numerator, denominator = tag.value
+        if numerator <= 0 or denominator <= 0:
+            return None
+        sizes.append(denominator / numerator)  # tags hold pixels per unit
+    return (sizes[0], sizes[1])
+
+
+def _read_tiff(path: Path) -> tuple[np.ndarray, str | None, tuple[float, float] | None]:
+    with tifffile.TiffFile(path) as tif:
+        series = tif.series[0]
+        array = series.asarray()
+        axes: str | None = series.axes
+        if tif.is_ome:
+            pixel_size = _ome_pixel_size(tif.ome_metadata or "", path)
+        else:
+            pixel_size = _resolution_pixel_size(tif)
+    if axes is not None:
+        axes = axes.upper().replace("S", "C")  # TIFF samples per pixel are channels
+    return array, axes, pixel_size
+
+
+def _read_raw(path: Path) -> tuple[np.ndarray, str | None, tuple[float, float] | None]:
+    """Read pixels, the axes implied by the file (None if unknown) and the pixel size."""
+    suffix = path.suffix.lower()
+    try:
+        if suffix in TIFF_EXTENSIONS:
+            array, axes, pixel_size = _read_tiff(path)
+        else:
+            # Pillow reads PNG (8/16-bit), JPEG and BMP; passing bytes keeps no file open.
+            array = np.asarray(iio.imread(path.read_bytes(), plugin="pillow"))
+            pixel_size = None
+            if array.ndim == 2:
+                axes = "YX"
+            elif array.ndim == 3 and array.shape[-1] in (3, 4):
+                # PNG/JPEG/BMP store colour samples last; an alpha channel is dropped.
+                array = array[..., :3]
+                axes = "YXC"
+            else:
+                axes = None
+    except LapsegInputError:
+        raise
+    except (OSError, ValueError, RuntimeError, KeyError, IndexError, TypeError) as exc:
+        # tifffile.TiffFileError and imagecodecs errors derive from ValueError/RuntimeError.
+        raise LapsegInputError(
+            f"cannot read image ({type(exc).__name__}: {exc})", path=path
+        ) from exc
+    if array.size == 0:
+        raise LapsegInputError(f"image is empty (shape {array.shape})", path=path)
+    return array, axes, pixel_size
+
+
+def _is_valid_axes(axes: str, ndim: int) -> bool:
+    return (
+        len(axes) == ndim
+        and len(set(axes)) == ndim
+        and all(letter in AXES_VOCABULARY for letter in axes)
+        and "Y" in axes
+        and "X" in axes
+    )
+
+
+def read_image(path: str | Path, *, axes: str | None = None) -> ImageData:
+    """Read a 2D image file as ``(C, Y, X)``.
+
+    Parameters
+    ----------
+    path : str or Path
+        A TIFF (uncompressed, LZW, zlib/deflate, ...; 8/16/32-bit integer or float), PNG, JPEG
+        or BMP file.
+    axes : str, optional
+        Axis letters of the stored array (e.g. ``"YX"``, ``"CYX"``, ``"YXC"``). Overrides the
+        file's metadata. Required when the file does not define its axes.
+
+    Returns
+    -------
+    ImageData
+        ``array`` of shape ``(C, Y, X)`` in the stored dtype. For PNG/JPEG/BMP colour images the
+        alpha channel of RGBA data is dropped (3 channels remain).
+
+    Raises
+    ------
+    LapsegInputError
+        Missing file, unsupported extension, unreadable or corrupt file, empty image, or axes
+        that are unknown, inconsistent with the array, or name more than one time point or
+        z-slice.
+    """
+    path = Path(path)
+    _check_readable(path)
+    array, file_axes, pixel_size = _read_raw(path)
+    if axes is not None:
+        try:
+            chosen = validate_axes(axes, ndim=array.ndim)
+        except LapsegInputError as exc:
+            raise LapsegInputError(f"{exc} (shape {array.shape})", path=path) from exc
+    elif file_axes is not None and _is_valid_axes(file_axes, array.ndim):
+        chosen = file_axes
+    elif array.ndim == 2:
+        chosen = "YX"
+    elif file_axes is not None:
+        raise LapsegInputError(
+            f"the file's metadata gives axes {file_axes!r} for shape {array.shape}, which lapseg "
+            "cannot interpret; pass axes explicitly (e.g. 'CYX' or 'YXC')",
+            path=path,
+        )
+    else:
+        raise LapsegInputError(
+            f"image has shape {array.shape} and the file does not say which axis is which; "
+            "pass axes (e.g. 'CYX' or 'YXC')",
+            path=path,
+        )
+    try:
+        cyx = to_cyx(array, chosen)
+    except LapsegInputError as exc:
+        raise LapsegInputError(str(exc), path=path) from exc
+    return ImageData(array=np.ascontiguousarray(cyx), pixel_size=pixel_size, path=path)
+
+
+def read_mask(path: str | Path) -> np.ndarray:
+    """Read a label/mask image as a ``(Y, X)`` integer array.
+
+    Parameters
+    ----------
+    path : str or Path
+        Any supported image file holding one channel, or RGB(A) whose colour channels are equal.
+
+    Returns
+    -------
+    mask : (Y, X) ndarray
+        uint8, uint16 and int32 are kept; bool becomes uint8; other integer types and floats
+        holding whole numbers become int32.
+
+    Raises
+    ------
+    LapsegInputError
+        For everything :func:`read_image` rejects, colour masks whose channels differ,
+        negative or fractional values, or labels that do not fit in int32.
+    """
+    path = Path(path)
+    image = read_image(path).array
+    if image.shape[0] > 1:
+        colour = image[:3] if image.shape[0] in (3, 4) else image
+        if not all(np.array_equal(colour[0], c) for c in colour[1:]):
+            raise LapsegInputError(
+                f"mask has colour channels that differ ({image.shape[0]} channels); "
+                "save masks as one channel of integer labels",
+                path=path,
+            )
+    mask = image[0]
+    if mask.dtype == np.bool_:
+        return mask.astype(np.uint8)
+    if mask.dtype in (np.uint8, np.uint16, np.int32):
+        if mask.dtype == np.int32 and mask.min() < 0:
+            raise LapsegInputError("mask has negative labels", path=path)
+        return mask
+    if np.issubdtype(mask.dtype, np.floating):
+        if not np.all(np.isfinite(mask)):
+            raise LapsegInputError("mask has NaN or infinite values", path=path)
+        if not np.array_equal(mask, np.round(mask)):
+            raise LapsegInputError(
+                "mask has fractional values; masks must hold integer labels", path=path
+            )
+    elif not np.issubdtype(mask.dtype, np.integer):
+        raise LapsegInputError(f"mask has unsupported dtype {mask.dtype}", path=path)
+    if mask.min() < 0:
+        raise LapsegInputError("mask has negative labels", path=path)
+    if mask.max() > np.iinfo(np.int32).max:
+        raise LapsegInputError(f"mask label {mask.max()} does not fit in int32", path=path)
+    return mask.astype(np.int32)
+
+
+@contextlib.contextmanager
+def atomic_output(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path next to ``path``; move it onto ``path`` on success.
+
+    The temporary file has the same suffix as ``path`` (libraries pick the format from it) and
+    lives in the same folder (so :func:`os.replace` is atomic). Parent folders are created. On an
+    exception the temporary file is removed and ``path`` is left untouched.
+
+    Parameters
+    ----------
+    path : str or Path
+        Final destination.
+
+    Yields
+    ------
+    tmp : Path
+        Where to write.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def write_tiff(
+    path: str | Path,
+    array: np.ndarray,
+    *,
+    axes: str = "YX",
+    pixel_size: tuple[float, float] | None = None,
+    compression: str | None = "zlib",
+) -> Path:
+    """Write an array as an OME-TIFF that :func:`read_image` reads back with its axes.
+
+    Parameters
+    ----------
+    path : str or Path
+        Destination (``.tif`` or ``.tiff``).
+    array : ndarray
+        Data whose dimensions are named by ``axes``.
+    axes : str
+        Axis letters of ``array`` over ``"TZCYX"``. The data are stored in canonical order
+        (T, Z, C before Y, X) as OME requires; reading returns the same values.
+    pixel_size : tuple of float, optional
+        ``(y, x)`` in micrometres, stored as OME PhysicalSizeY/X.
+    compression : str or None
+        tifffile compression name (``"zlib"``, ``"lzw"``, ``"zstd"``, ...) or None.
+
+    Returns
+    -------
+    Path
+        ``path``.
+    """
+    path = Path(path)
+    if path.suffix.lower() not in TIFF_EXTENSIONS:
+        raise LapsegInputError("write_tiff needs a .tif or .tiff file name", path=path)
+    axes = validate_axes(axes, ndim=np.ndim(array))
+    canonical = "".join(a for a in AXES_VOCABULARY if a in axes)
+    data = np.ascontiguousarray(np.transpose(np.asarray(array), [axes.index(a) for a in canonical]))
+    metadata: dict[str, object] = {"axes": canonical}
+    if pixel_size is not None:
+        y, x = (float(v) for v in pixel_size)
+        if not (np.isfinite(y) and np.isfinite(x) and y > 0 and x > 0):
+            raise LapsegInputError(f"pixel size must be positive, got {pixel_size}", path=path)
+        metadata.update(
+            PhysicalSizeY=y, PhysicalSizeYUnit="µm", PhysicalSizeX=x, PhysicalSizeXUnit="µm"
+        )
+    with atomic_output(path) as tmp:
+        tifffile.imwrite(
+            tmp,
+            data,
+            ome=True,
+            photometric="minisblack",
+            metadata=metadata,
+            compression=compression,
+        )
+    return path
+
+
+def write_png(path: str | Path, array: np.ndarray) -> Path:
+    """Write a uint8 or uint16 array as PNG, atomically.
+
+    Parameters
+    ----------
+    path : str or Path
+        Destination (``.png``).
+    array : (Y, X) or (Y, X, C) ndarray
+        uint8 or uint16; ``C`` is 3 (RGB) or 4 (RGBA).
+
+    Returns
+    -------
+    Path
+        ``path``.
+    """
+    path = Path(path)
+    array = np.asarray(array)
+    if path.suffix.lower() != ".png":
+        raise LapsegInputError("write_png needs a .png file name", path=path)
+    if array.dtype not in (np.uint8, np.uint16):
+        raise LapsegInputError(
+            f"PNG holds uint8 or uint16 only, got {array.dtype}; convert first", path=path
+        )
+    if not (array.ndim == 2 or (array.ndim == 3 and array.shape[-1] in (3, 4))):
+        raise LapsegInputError(
+            f"PNG needs shape (Y, X) or (Y, X, 3|4), got {array.shape}", path=path
+        )
+    with atomic_output(path) as tmp:
+        iio.imwrite(tmp, array)
+    return path

@@ -1,0 +1,337 @@
+"""Pixel-wise segmentation metrics computed from a confusion matrix.
+
+Every measure the seed documents report is derived from one confusion matrix: accuracy,
+precision, recall (= sensitivity = the "white pixel accuracy" of seed 000), specificity, F1
+(= Dice), IoU (= Jaccard), error rate (``1 - accuracy``), "false white" (false-positive pixels as
+a fraction of all pixels, seed 000 Table 3) and Cohen's kappa.
+
+Two ways to summarise a dataset, both offered by :class:`MetricAccumulator`:
+
+* **pooled**: the confusion matrices of all images are summed first and the metrics computed
+  once, so every *pixel* of the dataset counts once (large images weigh more);
+* **mean per image**: the metrics are computed per image and then averaged, so every *image*
+  counts once (this is what seed 004 reports, with boxplots over test images).
+
+Conventions for empty classes (``0 / 0``) are documented in :func:`binary_metrics`; no metric is
+ever NaN and no warning is raised.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+BINARY_METRIC_KEYS: tuple[str, ...] = (
+    "accuracy",
+    "precision",
+    "recall",
+    "specificity",
+    "f1",
+    "dice",
+    "iou",
+    "error_rate",
+    "false_white",
+    "white_pixel_accuracy",
+    "cohen_kappa",
+    "tp",
+    "fp",
+    "fn",
+    "tn",
+)
+"""Keys of the dictionary returned by :func:`binary_metrics`, in a stable order."""
+
+
+def confusion_matrix(
+    truth: np.ndarray,
+    pred: np.ndarray,
+    *,
+    num_classes: int = 2,
+    valid_mask: np.ndarray | None = None,
+) -> np.ndarray:
+    """Count pixels per (true class, predicted class) pair.
+
+    Parameters
+    ----------
+    truth : (...) ndarray of int or bool
+        True class index of every pixel, in ``[0, num_classes)``.
+    pred : (...) ndarray of int or bool
+        Predicted class index of every pixel, same shape as ``truth``.
+    num_classes : int, optional
+        Number of classes ``K`` (at least 2).
+    valid_mask : (...) ndarray of bool, optional
+        Pixels to count; pixels where it is ``False`` are ignored (e.g. padding).
+
+    Returns
+    -------
+    cm : (K, K) ndarray of int64
+        ``cm[i, j]`` is the number of pixels of true class ``i`` predicted as class ``j``
+        (rows = truth, columns = prediction, as in scikit-learn).
+
+    Raises
+    ------
+    ValueError
+        If shapes differ, the arrays are not integer or boolean, a value lies outside
+        ``[0, num_classes)``, or ``num_classes < 2``.
+    """
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int | np.integer):
+        raise ValueError(f"num_classes must be an integer, got {num_classes!r}")
+    if num_classes < 2:
+        raise ValueError(f"num_classes must be at least 2, got {num_classes}")
+    truth = np.asarray(truth)
+    pred = np.asarray(pred)
+    if truth.shape != pred.shape:
+        raise ValueError(f"truth shape {truth.shape} differs from prediction shape {pred.shape}")
+    for name, arr in (("truth", truth), ("pred", pred)):
+        if arr.dtype != bool and not np.issubdtype(arr.dtype, np.integer):
+            raise ValueError(f"{name} must hold integer class indices, got dtype {arr.dtype}")
+    if valid_mask is not None:
+        valid_mask = np.asarray(valid_mask)
+        if valid_mask.shape != truth.shape:
+            raise ValueError(
+                f"valid_mask shape {valid_mask.shape} differs from truth shape {truth.shape}"
+            )
+        if valid_mask.dtype != bool:
+            raise ValueError(f"valid_mask must be boolean, got dtype {valid_mask.dtype}")
+        truth = truth[valid_mask]
+        pred = pred[valid_mask]
+    t = truth.ravel().astype(np.int64)
+    p = pred.ravel().astype(np.int64)
+    for name, flat in (("truth", t), ("pred", p)):
+        if flat.size and (flat.min() < 0 or flat.max() >= num_classes):
+            raise ValueError(
+                f"{name} values must lie in [0, {num_classes}), "
+                f"found range [{flat.min()}, {flat.max()}]"
+            )
+    counts = np.bincount(t * num_classes + p, minlength=num_classes * num_classes)
+    return counts.reshape(num_classes, num_classes).astype(np.int64)
+
+
+def _ratio(num: float, den: float, *, empty: float) -> float:
+    """``num / den``, or ``empty`` when ``den == 0``."""
+    return float(num) / float(den) if den else empty
+
+
+def _check_cm(cm: np.ndarray, *, square_of: int | None = None) -> np.ndarray:
+    cm = np.asarray(cm)
+    if cm.ndim != 2 or cm.shape[0] != cm.shape[1] or cm.shape[0] < 2:
+        raise ValueError(f"confusion matrix must be square (K, K) with K >= 2, got {cm.shape}")
+    if square_of is not None and cm.shape[0] != square_of:
+        raise ValueError(f"expected a {square_of}x{square_of} confusion matrix, got {cm.shape}")
+    if not np.issubdtype(cm.dtype, np.integer) or (cm < 0).any():
+        raise ValueError("confusion matrix must hold non-negative integer counts")
+    if cm.sum() == 0:
+        raise ValueError("confusion matrix is empty (no pixels counted)")
+    return cm.astype(np.int64)
+
+
+def _kappa(cm: np.ndarray) -> float:
+    """Cohen's kappa of a (K, K) confusion matrix; 1.0 when chance agreement is already 1."""
+    n = float(cm.sum())
+    observed = float(np.trace(cm)) / n
+    rows = cm.sum(axis=1).astype(np.float64)
+    cols = cm.sum(axis=0).astype(np.float64)
+    expected = float(rows @ cols) / (n * n)
+    if expected >= 1.0:  # both truth and prediction are one and the same single class
+        return 1.0
+    return (observed - expected) / (1.0 - expected)
+
+
+def binary_metrics(cm: np.ndarray) -> dict[str, float]:
+    """All binary pixel metrics from a 2x2 confusion matrix (class 1 = foreground).
+
+    Parameters
+    ----------
+    cm : (2, 2) ndarray of int
+        Confusion matrix from :func:`confusion_matrix` (rows = truth, columns = prediction), so
+        ``tn, fp, fn, tp = cm.ravel()``.
+
+    Returns
+    -------
+    metrics : dict of str to float
+        Keys :data:`BINARY_METRIC_KEYS`: ``accuracy = (tp + tn) / n``,
+        ``precision = tp / (tp + fp)``, ``recall = tp / (tp + fn)`` (also returned as
+        ``white_pixel_accuracy``, seed 000), ``specificity = tn / (tn + fp)``,
+        ``f1 = dice = 2 tp / (2 tp + fp + fn)``, ``iou = tp / (tp + fp + fn)``,
+        ``error_rate = 1 - accuracy``, ``false_white = fp / n``, ``cohen_kappa`` and the raw
+        counts ``tp, fp, fn, tn`` (as ``int``).
+
+    Notes
+    -----
+    Conventions when a ratio is ``0 / 0`` (no NaN, no warning):
+
+    * truth and prediction both have **no foreground** (``tp = fp = fn = 0``): precision,
+      recall, f1, dice and iou are ``1.0`` (a perfect answer to an empty image);
+    * only one side is empty: the undefined ratio is ``0.0`` (prediction empty but truth not:
+      precision ``0.0``; truth empty but prediction not: recall ``0.0``); f1, dice and iou are
+      then ``0.0`` by their formulas;
+    * the same rule for the background: specificity is ``1.0`` when neither truth nor
+      prediction has background pixels and ``0.0`` when only the truth has none;
+    * ``cohen_kappa`` is ``1.0`` when truth and prediction are both entirely one same class
+      (chance agreement 1).
+
+    Raises
+    ------
+    ValueError
+        If ``cm`` is not a 2x2 matrix of non-negative integer counts with at least one pixel.
+    """
+    cm = _check_cm(cm, square_of=2)
+    tn, fp, fn, tp = (int(v) for v in cm.ravel())
+    n = tn + fp + fn + tp
+    no_fg = tp + fp + fn == 0
+    no_bg = tn + fp + fn == 0
+    accuracy = (tp + tn) / n
+    recall = _ratio(tp, tp + fn, empty=1.0 if no_fg else 0.0)
+    dice = _ratio(2 * tp, 2 * tp + fp + fn, empty=1.0)
+    return {
+        "accuracy": accuracy,
+        "precision": _ratio(tp, tp + fp, empty=1.0 if no_fg else 0.0),
+        "recall": recall,
+        "specificity": _ratio(tn, tn + fp, empty=1.0 if no_bg else 0.0),
+        "f1": dice,
+        "dice": dice,
+        "iou": _ratio(tp, tp + fp + fn, empty=1.0),
+        "error_rate": (fp + fn) / n,
+        "false_white": fp / n,
+        "white_pixel_accuracy": recall,
+        "cohen_kappa": _kappa(cm),
+        "tp": tp,
+        "fp": fp,
+        "fn": fn,
+        "tn": tn,
+    }
+
+
+def multiclass_metrics(cm: np.ndarray) -> dict[str, Any]:
+    """Per-class and macro-averaged metrics from a (K, K) confusion matrix.
+
+    Each class ``k`` is scored one-vs-rest with the same empty-class conventions as
+    :func:`binary_metrics` (``1.0`` when class ``k`` is absent from truth and prediction).
+
+    Parameters
+    ----------
+    cm : (K, K) ndarray of int
+        Confusion matrix (rows = truth, columns = prediction), class 0 = background.
+
+    Returns
+    -------
+    metrics : dict
+        ``precision_per_class``, ``recall_per_class``, ``f1_per_class``, ``iou_per_class``:
+        lists of ``K`` floats (index = class, background included); ``precision``, ``recall``,
+        ``f1``, ``dice`` (= ``f1``), ``iou``: unweighted (macro) means over the foreground
+        classes ``1 .. K-1``; ``accuracy`` (fraction of pixels with the right class),
+        ``error_rate`` (``1 - accuracy``) and ``cohen_kappa`` (multi-class kappa).
+
+    Raises
+    ------
+    ValueError
+        If ``cm`` is not a square matrix of non-negative integer counts with at least one pixel.
+    """
+    cm = _check_cm(cm)
+    n = int(cm.sum())
+    tp = np.diag(cm)
+    fp = cm.sum(axis=0) - tp
+    fn = cm.sum(axis=1) - tp
+    per: dict[str, list[float]] = {"precision": [], "recall": [], "f1": [], "iou": []}
+    for k in range(cm.shape[0]):
+        t, f_p, f_n = int(tp[k]), int(fp[k]), int(fn[k])
+        absent = t + f_p + f_n == 0
+        per["precision"].append(_ratio(t, t + f_p, empty=1.0 if absent else 0.0))
+        per["recall"].append(_ratio(t, t + f_n, empty=1.0 if absent else 0.0))
+        per["f1"].append(_ratio(2 * t, 2 * t + f_p + f_n, empty=1.0))
+        per["iou"].append(_ratio(t, t + f_p + f_n, empty=1.0))
+    accuracy = float(np.trace(cm)) / n
+    out: dict[str, Any] = {"accuracy": accuracy, "error_rate": 1.0 - accuracy}
+    for key in ("precision", "recall", "f1", "iou"):
+        out[key] = float(np.mean(per[key][1:]))
+    out["dice"] = out["f1"]
+    out["cohen_kappa"] = _kappa(cm)
+    for key, values in per.items():
+        out[f"{key}_per_class"] = values
+    return out
+
+
+class MetricAccumulator:
+    """Collect confusion matrices image by image and summarise them two ways.
+
+    Parameters
+    ----------
+    num_classes : int, optional
+        Number of classes ``K``; 2 gives :func:`binary_metrics`, more gives
+        :func:`multiclass_metrics`.
+
+    Examples
+    --------
+    >>> acc = MetricAccumulator()
+    >>> cm = acc.update(np.array([[0, 1]]), np.array([[0, 1]]))
+    >>> acc.pooled()["dice"]
+    1.0
+    """
+
+    def __init__(self, num_classes: int = 2) -> None:
+        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
+            raise ValueError(f"num_classes must be an integer >= 2, got {num_classes!r}")
+        self.num_classes = num_classes
+        self._matrices: list[np.ndarray] = []
+
+    def __len__(self) -> int:
+        return len(self._matrices)
+
+    def _metrics(self, cm: np.ndarray) -> dict[str, Any]:
+        return binary_metrics(cm) if self.num_classes == 2 else multiclass_metrics(cm)
+
+    def update(
+        self, truth: np.ndarray, pred: np.ndarray, *, valid_mask: np.ndarray | None = None
+    ) -> np.ndarray:
+        """Add one image; returns its ``(K, K)`` confusion matrix.
+
+        Parameters
+        ----------
+        truth, pred : (Y, X) ndarray of int or bool
+            Class indices in ``[0, K)`` (see :func:`confusion_matrix`).
+        valid_mask : (Y, X) ndarray of bool, optional
+            Pixels to count.
+        """
+        cm = confusion_matrix(truth, pred, num_classes=self.num_classes, valid_mask=valid_mask)
+        self._matrices.append(cm)
+        return cm
+
+    def _require_images(self) -> None:
+        if not self._matrices:
+            raise ValueError("no image was added to the accumulator")
+
+    @property
+    def confusion(self) -> np.ndarray:
+        """``(K, K)`` int64 sum of all per-image confusion matrices."""
+        self._require_images()
+        return np.sum(self._matrices, axis=0, dtype=np.int64)
+
+    def pooled(self) -> dict[str, Any]:
+        """Metrics of the summed confusion matrix: every pixel of the dataset counts once."""
+        return self._metrics(self.confusion)
+
+    def per_image(self) -> list[dict[str, Any]]:
+        """Metrics of each image separately, in the order they were added."""
+        self._require_images()
+        return [self._metrics(cm) for cm in self._matrices]
+
+    def mean_per_image(self) -> dict[str, dict[str, Any]]:
+        """Average of the per-image metrics: every image counts once (seed 004 style).
+
+        Returns
+        -------
+        summary : dict
+            ``{"mean": {...}, "std": {...}}`` with one entry per metric key; list-valued
+            metrics (per class) are averaged element-wise. ``std`` is the population standard
+            deviation (``ddof=0``), so a single image gives 0.
+        """
+        rows = self.per_image()
+        mean: dict[str, Any] = {}
+        std: dict[str, Any] = {}
+        for key in rows[0]:
+            values = np.asarray([row[key] for row in rows], dtype=np.float64)
+            m = values.mean(axis=0)
+            s = values.std(axis=0)
+            mean[key] = m.tolist() if m.ndim else float(m)
+            std[key] = s.tolist() if s.ndim else float(s)
+        return {"mean": mean, "std": std}

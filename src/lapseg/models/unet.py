@@ -1,0 +1,318 @@
+"""A configurable 2D U-Net (Ronneberger et al. 2015) covering every seed architecture.
+
+The network returns logits ``(B, K, Y', X')``: ``K = 1`` means a binary sigmoid output, ``K >= 2``
+softmax classes; the final activation belongs to the loss / post-processing. With
+``padding="valid"`` the output is smaller than the input by :attr:`UNet.output_margin` pixels on
+each side and the skip connections are centre-cropped to the decoder's size.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+from lapseg.errors import LapsegInputError
+from lapseg.models.blocks import ConvNormAct, ConvStack, Upsample, center_crop
+
+__all__ = ["UNet", "UNetConfig", "fuse_batchnorm"]
+
+_CHOICES: dict[str, tuple[object, ...]] = {
+    "kernel_size": (3, 5),
+    "padding": ("same", "valid"),
+    "norm": ("batch", "group", "instance", "none"),
+    "dropout_where": ("bottleneck", "all"),
+    "upsampling": ("transpose", "bilinear"),
+    "up_kernel_size": (2, 3),
+    "init": ("he", "xavier", "default"),
+}
+
+
+def _bad(field: str, value: object, allowed: str) -> LapsegInputError:
+    return LapsegInputError(f"UNetConfig.{field} = {value!r} is invalid: allowed {allowed}")
+
+
+@dataclass(frozen=True)
+class UNetConfig:
+    """Architecture of a :class:`UNet`; plain types only, so it can live in a checkpoint.
+
+    Attributes
+    ----------
+    in_channels : int
+        Input channels ``C`` (e.g. 5 for frames t-2..t+2).
+    out_channels : int
+        Output channels ``K``: 1 = binary (sigmoid), >= 2 = softmax classes.
+    depth : int
+        Number of 2x2 max-poolings; the network has ``depth + 1`` levels.
+    base_features : int
+        Feature maps of the first level, doubled at every level.
+    max_features : int or None
+        Cap on the feature maps of any level.
+    kernel_size : {3, 5}
+        Convolution kernel size.
+    padding : {"same", "valid"}
+        ``"valid"`` reproduces Ronneberger 2015 (572 -> 388).
+    norm : {"batch", "group", "instance", "none"}
+        Normalisation after every convolution.
+    dropout : float
+        Dropout probability in [0, 1).
+    dropout_where : {"bottleneck", "all"}
+        After the bottleneck only, or after every convolution (StemNet).
+    upsampling : {"transpose", "bilinear"}
+        Learned transposed convolution, or 1x1 convolution + bilinear interpolation.
+    up_kernel_size : {2, 3}
+        Kernel of the stride-2 transposed convolution (output exactly 2x either way).
+    skip_connections : bool
+        Concatenate encoder features into the decoder.
+    init : {"he", "xavier", "default"}
+        Weight initialisation of convolutions (biases zero); ``"default"`` keeps PyTorch's.
+    convs_per_level : int
+        Convolutions per level (2 in Ronneberger 2015, 1 in StemNet).
+    """
+
+    in_channels: int = 1
+    out_channels: int = 1
+    depth: int = 4
+    base_features: int = 32
+    max_features: int | None = None
+    kernel_size: int = 3
+    padding: str = "same"
+    norm: str = "batch"
+    dropout: float = 0.0
+    dropout_where: str = "bottleneck"
+    upsampling: str = "transpose"
+    up_kernel_size: int = 2
+    skip_connections: bool = True
+    init: str = "he"
+    convs_per_level: int = 2
+
+    def __post_init__(self) -> None:
+        for name, low in (
+            ("in_channels", 1),
+            ("out_channels", 1),
+            ("depth", 0),
+            ("base_features", 1),
+            ("convs_per_level", 1),
+        ):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise _bad(name, value, f"an integer >= {low}")
+        mf = self.max_features
+        if mf is not None and (isinstance(mf, bool) or not isinstance(mf, int) or mf < 1):
+            raise _bad("max_features", mf, "None or an integer >= 1")
+        d = self.dropout
+        if isinstance(d, bool) or not isinstance(d, int | float) or not 0.0 <= d < 1.0:
+            raise _bad("dropout", d, "a number in [0, 1)")
+        if not isinstance(self.skip_connections, bool):
+            raise _bad("skip_connections", self.skip_connections, "True or False")
+        for name, allowed in _CHOICES.items():
+            value = getattr(self, name)
+            if isinstance(value, bool) or value not in allowed:
+                raise _bad(name, value, ", ".join(repr(a) for a in allowed))
+
+    def features(self, level: int) -> int:
+        """Feature maps at ``level`` (0 = full resolution, ``depth`` = bottleneck)."""
+        n = self.base_features * 2**level
+        return n if self.max_features is None else min(n, self.max_features)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain ``dict`` of the fields (ints, floats, strings, bools, None)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> UNetConfig:
+        """Build a config from :meth:`to_dict` output; unknown keys raise LapsegInputError."""
+        if not isinstance(data, dict):
+            raise LapsegInputError(f"UNetConfig needs a dict, got {type(data).__name__}")
+        names = [f.name for f in dataclasses.fields(cls)]
+        unknown = sorted(set(data) - set(names))
+        if unknown:
+            raise LapsegInputError(
+                f"unknown UNetConfig field(s) {', '.join(map(repr, unknown))}; "
+                f"valid fields: {', '.join(names)}"
+            )
+        return cls(**data)
+
+
+def _valid_sizes(config: UNetConfig, n: int) -> int | None:
+    """Output size for input size ``n`` along one axis, or None if ``n`` is not usable."""
+    if config.padding == "same":
+        return n if n > 0 and n % 2**config.depth == 0 else None
+    loss = config.convs_per_level * (config.kernel_size - 1)
+    for _ in range(config.depth):  # encoder: convs then 2x2 pooling
+        n -= loss
+        if n <= 0 or n % 2:
+            return None
+        n //= 2
+    n -= loss  # bottleneck
+    if n <= 0:
+        return None
+    for _ in range(config.depth):  # decoder: 2x up then convs
+        n = 2 * n - loss
+        if n <= 0:
+            return None
+    return n
+
+
+class UNet(nn.Module):
+    """Configurable U-Net: ``(B, C, Y, X)`` images to ``(B, K, Y', X')`` logits.
+
+    Parameters
+    ----------
+    config : UNetConfig
+        The architecture (also stored as ``self.config``; save ``config.to_dict()`` alongside
+        the ``state_dict``).
+    """
+
+    def __init__(self, config: UNetConfig) -> None:
+        super().__init__()
+        if not isinstance(config, UNetConfig):
+            raise LapsegInputError(f"UNet needs a UNetConfig, got {type(config).__name__}")
+        self.config = config
+        c = config
+        every = c.dropout if c.dropout_where == "all" else 0.0
+        conv_kw: dict[str, Any] = {
+            "n_convs": c.convs_per_level,
+            "kernel_size": c.kernel_size,
+            "padding": c.padding,
+            "norm": c.norm,
+            "dropout": every,
+        }
+        self.encoder = nn.ModuleList(
+            ConvStack(c.in_channels if i == 0 else c.features(i - 1), c.features(i), **conv_kw)
+            for i in range(c.depth + 1)
+        )
+        self.pool = nn.MaxPool2d(2)
+        use_bottleneck_drop = c.dropout > 0 and c.dropout_where == "bottleneck"
+        self.bottleneck_drop: nn.Module = (
+            nn.Dropout(c.dropout) if use_bottleneck_drop else nn.Identity()
+        )
+        self.up = nn.ModuleList()
+        self.decoder = nn.ModuleList()
+        for i in reversed(range(c.depth)):
+            f = c.features(i)
+            self.up.append(
+                Upsample(c.features(i + 1), f, mode=c.upsampling, kernel_size=c.up_kernel_size)
+            )
+            f_in = 2 * f if c.skip_connections else f
+            self.decoder.append(ConvStack(f_in, f, **conv_kw))
+        self.head = nn.Conv2d(c.features(0), c.out_channels, 1)
+        self._init_weights()
+
+    def _init_weights(self) -> None:
+        if self.config.init == "default":
+            return
+        for module in self.modules():
+            if isinstance(module, nn.Conv2d | nn.ConvTranspose2d):
+                if self.config.init == "he":
+                    nn.init.kaiming_normal_(module.weight, mode="fan_in", nonlinearity="relu")
+                else:
+                    nn.init.xavier_uniform_(module.weight)
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
+
+    @property
+    def size_multiple(self) -> int:
+        """Input sizes must be multiples of this (``2**depth``) with ``"same"`` padding."""
+        return 2**self.config.depth
+
+    @property
+    def output_margin(self) -> int:
+        """Pixels lost on each side with ``"valid"`` padding (92 for Ronneberger 2015); 0 else."""
+        if self.config.padding == "same":
+            return 0
+        n = self.valid_input_size(1)
+        return (n - self.output_size(n)) // 2
+
+    def valid_input_size(self, n: int) -> int:
+        """Smallest usable input size ``>= n`` along one axis.
+
+        With ``"same"`` padding this is the next multiple of :attr:`size_multiple`; with
+        ``"valid"`` padding, the next size whose feature maps stay even before every pooling.
+        """
+        if isinstance(n, bool) or not isinstance(n, int):
+            raise LapsegInputError(f"valid_input_size needs an integer, got {n!r}")
+        m = max(int(n), 1)
+        while _valid_sizes(self.config, m) is None:
+            m += 1
+        return m
+
+    def output_size(self, n: int) -> int:
+        """Output size along one axis for a usable input size ``n``."""
+        out = _valid_sizes(self.config, n)
+        if out is None:
+            raise LapsegInputError(self._size_message((n,)))
+        return out
+
+    def _size_message(self, size: tuple[int, ...]) -> str:
+        fixed = tuple(self.valid_input_size(int(s)) for s in size)
+        shown = ", ".join(map(str, fixed))
+        if self.config.padding == "same":
+            return (
+                f"input size {tuple(size)} is not a multiple of {self.size_multiple}: "
+                f"pad to a multiple of {self.size_multiple}: ({shown})"
+            )
+        return (
+            f"input size {tuple(size)} does not fit the valid-padding U-Net "
+            f"(margin {self.output_margin} px per side): pad or crop to ({shown})"
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits of a batch.
+
+        Parameters
+        ----------
+        x : (B, C, Y, X) tensor
+            Images; ``Y`` and ``X`` must be usable sizes (:meth:`valid_input_size`).
+
+        Returns
+        -------
+        (B, K, Y', X') tensor
+            Logits; ``Y' = Y - 2 * output_margin`` (equal to ``Y`` with ``"same"`` padding).
+        """
+        if x.ndim != 4 or x.shape[1] != self.config.in_channels:
+            raise LapsegInputError(
+                f"UNet expects (B, {self.config.in_channels}, Y, X) input, got {tuple(x.shape)}"
+            )
+        size = (int(x.shape[-2]), int(x.shape[-1]))
+        if any(_valid_sizes(self.config, s) is None for s in size):
+            raise LapsegInputError(self._size_message(size))
+        skips: list[torch.Tensor] = []
+        for i, stack in enumerate(self.encoder):
+            if i > 0:
+                x = self.pool(x)
+            x = stack(x)
+            skips.append(x)
+        x = self.bottleneck_drop(skips.pop())
+        for up, stack in zip(self.up, self.decoder, strict=True):
+            x = up(x)
+            skip = skips.pop()
+            if self.config.skip_connections:
+                x = torch.cat([center_crop(skip, (x.shape[-2], x.shape[-1])), x], dim=1)
+            x = stack(x)
+        return self.head(x)
+
+
+def fuse_batchnorm(model: nn.Module) -> nn.Module:
+    """Return an eval-mode copy of ``model`` with every Conv2d + BatchNorm2d pair folded.
+
+    Batch norm folded at test time: each :class:`ConvNormAct` whose norm is a ``BatchNorm2d``
+    gets a convolution with the normalisation baked into its weights and bias, and an
+    ``Identity`` norm. The input model is left untouched. The copy is for inference only.
+
+    Parameters
+    ----------
+    model : nn.Module
+        Any module containing :class:`ConvNormAct` units (e.g. a :class:`UNet`).
+    """
+    fused = copy.deepcopy(model).eval()
+    for module in fused.modules():
+        if isinstance(module, ConvNormAct) and isinstance(module.norm, nn.BatchNorm2d):
+            module.conv = fuse_conv_bn_eval(module.conv, module.norm)
+            module.norm = nn.Identity()
+    return fused

@@ -1,0 +1,95 @@
+"""Checkpoints: plain dicts of tensors and plain Python values, loadable with ``weights_only``.
+
+A checkpoint holds everything prediction needs (``format``, ``config`` — the resolved run
+configuration —, ``model_state``, ``normalization``, ``threshold``, ``in_channels``) and, for
+``last.pt``, everything an exact resume needs (optimiser state, epoch, history, RNG states).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from lapseg.errors import LapsegInputError
+
+CHECKPOINT_FORMAT = "lapseg-checkpoint/1"
+
+
+def save_checkpoint(path: str | Path, checkpoint: dict[str, Any]) -> Path:
+    """Write ``checkpoint`` to ``path`` atomically (temp file in the same folder + rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(handle)
+    try:
+        torch.save({"format": CHECKPOINT_FORMAT, **checkpoint}, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def resolve_checkpoint_path(path: str | Path, *, name: str = "best.pt") -> Path:
+    """A checkpoint file, or ``name`` inside a run folder."""
+    path = Path(path)
+    if path.is_dir():
+        candidate = path / name
+        if not candidate.is_file():
+            raise LapsegInputError(f"run folder has no {name}", path=path)
+        return candidate
+    if not path.is_file():
+        raise LapsegInputError("model checkpoint not found", path=path)
+    return path
+
+
+def load_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load a lapseg checkpoint with ``weights_only=True`` (no arbitrary code can run)."""
+    path = Path(path)
+    try:
+        checkpoint = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as error:  # corrupt file, not a torch file, unsafe pickle content
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise LapsegInputError(f"not a readable lapseg checkpoint ({first[:200]})", path=path) from None
+    if not isinstance(checkpoint, dict) or checkpoint.get("format") != CHECKPOINT_FORMAT:
+        raise LapsegInputError(f"not a {CHECKPOINT_FORMAT} checkpoint", path=path)
+    return checkpoint
+
+
+def capture_rng_states(numpy_rng: np.random.Generator) -> dict[str, Any]:
+    """RNG states of torch, Python's ``random`` and the loop's numpy generator (plain types)."""
+    states: dict[str, Any] = {
+        "torch": torch.get_rng_state(),
+        "python": _to_lists(random.getstate()),
+        "numpy": numpy_rng.bit_generator.state,
+    }
+    if torch.cuda.is_available():
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def restore_rng_states(states: dict[str, Any], numpy_rng: np.random.Generator) -> None:
+    """Restore what :func:`capture_rng_states` captured."""
+    torch.set_rng_state(states["torch"].cpu())
+    random.setstate(_to_tuples(states["python"]))
+    numpy_rng.bit_generator.state = states["numpy"]
+    if "cuda" in states and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all([s.cpu() for s in states["cuda"]])
+
+
+def _to_lists(value: Any) -> Any:
+    if isinstance(value, tuple | list):
+        return [_to_lists(v) for v in value]
+    return value
+
+
+def _to_tuples(value: Any) -> Any:
+    if isinstance(value, list):
+        return tuple(_to_tuples(v) for v in value)
+    return value

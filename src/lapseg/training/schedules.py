@@ -1,0 +1,60 @@
+"""Learning-rate schedules as pure functions of the epoch.
+
+``lr(epoch) = base_lr * lr_factor(epoch, config)``; the training loop sets the optimiser's
+learning rate from it at the start of every epoch, so resuming needs only the epoch number.
+"reduce on plateau" depends on the validation history and lives in :class:`PlateauState`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from lapseg.config import TrainConfig
+
+
+def lr_factor(epoch: int, config: TrainConfig) -> float:
+    """Multiplier of the base learning rate for ``epoch`` (0-based).
+
+    - "none": 1.
+    - "exponential": ``decay_rate ** (epoch / decay_epochs)`` (000's exponential decay;
+      TensorFlow's ``exponential_decay`` with ``staircase=False``).
+    - "piecewise": ``gamma ** k`` where k = number of ``milestones`` <= epoch (002's table).
+    - "cosine": half cosine from 1 to 0.01 over ``epochs``.
+    - "plateau": 1 (the plateau reduction is applied on top, see :class:`PlateauState`).
+    A linear warm-up over ``warmup_epochs`` multiplies every schedule.
+    """
+    if config.schedule == "exponential":
+        factor = config.decay_rate ** (epoch / config.decay_epochs)
+    elif config.schedule == "piecewise":
+        factor = config.gamma ** sum(1 for m in config.milestones if epoch >= m)
+    elif config.schedule == "cosine":
+        progress = min(epoch / max(config.epochs - 1, 1), 1.0)
+        factor = 0.01 + 0.99 * 0.5 * (1.0 + math.cos(math.pi * progress))
+    else:
+        factor = 1.0
+    if config.warmup_epochs > 0 and epoch < config.warmup_epochs:
+        factor *= (epoch + 1) / (config.warmup_epochs + 1)
+    return factor
+
+
+@dataclass
+class PlateauState:
+    """Reduce-on-plateau bookkeeping: multiply the rate by ``gamma`` after ``patience`` epochs
+    without improvement of the monitored value. Plain fields, saved in checkpoints."""
+
+    best: float | None = None
+    bad_epochs: int = 0
+    factor: float = 1.0
+
+    def update(self, value: float, *, higher_is_better: bool, patience: int, gamma: float) -> None:
+        """Record one validation value."""
+        improved = self.best is None or (value > self.best if higher_is_better else value < self.best)
+        if improved:
+            self.best = value
+            self.bad_epochs = 0
+            return
+        self.bad_epochs += 1
+        if self.bad_epochs >= patience:
+            self.factor *= gamma
+            self.bad_epochs = 0

@@ -1,0 +1,442 @@
+"""``fit``: a whole training run, from a data folder to a run folder.
+
+The run folder holds ``config.yaml`` (the resolved configuration), ``split.json``,
+``best.pt`` / ``last.pt`` checkpoints, ``history.csv`` (a row per epoch), ``curves.png``,
+``tensorboard/`` events and ``run.json`` (environment, timings, best epoch).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import random
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from lapseg.config import LapsegConfig, config_from_dict, config_to_dict, dump_config
+from lapseg.data.dataset import PatchDataset, Sample, prepare_sample, read_raw_sample
+from lapseg.data.normalization import NormalizationStats, fit_normalization
+from lapseg.data.split import read_split, split_random, validate_split, write_split
+from lapseg.data.weightmap import border_weight_map
+from lapseg.errors import LapsegInputError
+from lapseg.io.discovery import (
+    SamplePaths,
+    discover_folder_pairs,
+    discover_sample_folders,
+    read_sample_list,
+)
+from lapseg.losses import create_loss
+from lapseg.losses.class_weights import (
+    class_pixel_counts,
+    inverse_frequency_weights,
+    median_frequency_weights,
+    total_ratio_weights,
+)
+from lapseg.models.registry import create_model
+from lapseg.report.plots import save_learning_curves
+from lapseg.training.checkpoint import (
+    capture_rng_states,
+    load_checkpoint,
+    restore_rng_states,
+    save_checkpoint,
+)
+from lapseg.training.history import TensorBoardLog, write_history_csv
+from lapseg.training.loop import logits_to_labels, predict_logits, select_device, train_one_epoch, validate
+from lapseg.training.schedules import PlateauState, lr_factor
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """What a finished (or interrupted) training run produced."""
+
+    run_dir: Path
+    best_checkpoint: Path
+    last_checkpoint: Path
+    history: list[dict[str, Any]]
+    best_epoch: int
+    best_metric: float
+    stopped_because: str
+
+
+def discover_samples(data_root: str | Path, config: LapsegConfig) -> list[SamplePaths]:
+    """The samples of a dataset, by the configured layout."""
+    data = config.data
+    if data.layout == "folders":
+        return discover_folder_pairs(
+            data_root,
+            images_subdir=data.images_subdir,
+            masks_subdir=data.masks_subdir,
+            mask_suffix=data.mask_suffix,
+        )
+    if data.layout == "sample-folders":
+        return discover_sample_folders(data_root, image_name=data.image_name, mask_name=data.mask_name)
+    return read_sample_list(data_root)
+
+
+def make_split(samples: Sequence[SamplePaths], config: LapsegConfig) -> dict[str, list[str]]:
+    """Random split with the run's seed, or the user's split file."""
+    names = [s.name for s in samples]
+    if config.data.split_file is not None:
+        return validate_split(read_split(config.data.split_file), names)
+    return split_random(
+        names,
+        val_fraction=config.data.val_fraction,
+        test_fraction=config.data.test_fraction,
+        rng=config.train.seed,
+    )
+
+
+def compute_class_weights(samples: Sequence[Sample], config: LapsegConfig) -> list[float] | None:
+    """Class weights of the loss from the training masks (or as given)."""
+    method = config.loss.class_weighting
+    if method == "none":
+        return None
+    if method == "fixed":
+        return [float(w) for w in config.loss.class_weights]
+    counts = class_pixel_counts((s.target for s in samples), num_classes=max(config.model.out_channels, 2))
+    functions = {
+        "median_frequency": median_frequency_weights,
+        "inverse_frequency": inverse_frequency_weights,
+        "total_ratio": total_ratio_weights,
+    }
+    return [float(w) for w in functions[method](counts)]
+
+
+def _load_split_samples(
+    samples: Sequence[SamplePaths], names: Sequence[str], config: LapsegConfig, stats: NormalizationStats,
+    raw: dict[str, tuple[np.ndarray, np.ndarray]],
+) -> list[Sample]:
+    by_name = {s.name: s for s in samples}
+    out = []
+    for name in names:
+        image, mask = raw[name]
+        out.append(prepare_sample(by_name[name], image, mask, config=config, stats=stats))
+    return out
+
+
+def _environment(device: torch.device) -> dict[str, str]:
+    info = {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "platform": platform.platform(),
+        "device": str(device),
+        "torch_threads": str(torch.get_num_threads()),
+    }
+    if device.type == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(device)
+    return info
+
+
+def _write_json(path: Path, payload: dict[str, Any]) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(payload, indent=2, default=str), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def fit(
+    config: LapsegConfig,
+    data_root: str | Path,
+    run_dir: str | Path,
+    *,
+    resume: bool = False,
+    progress: bool = True,
+) -> RunResult:
+    """Train a U-Net on the dataset at ``data_root`` and write the run folder ``run_dir``.
+
+    With ``resume=True`` the run continues from ``run_dir/last.pt`` exactly where it stopped
+    (model, optimiser, schedule, RNG states, epoch, history); the stored configuration is used.
+    KeyboardInterrupt (Ctrl-C) saves ``last.pt`` and re-raises.
+    """
+    run_dir = Path(run_dir)
+    state: dict[str, Any] | None = None
+    if resume:
+        last = run_dir / "last.pt"
+        if not last.is_file():
+            raise LapsegInputError("nothing to resume: no last.pt in the run folder", path=run_dir)
+        state = load_checkpoint(last)
+        config = config_from_dict(state["config"])
+        if state.get("finished"):
+            raise LapsegInputError("this run already finished; nothing to resume", path=run_dir)
+    elif run_dir.exists() and any(run_dir.iterdir()):
+        raise LapsegInputError(
+            "run folder exists and is not empty (use --resume to continue it, or a new --out)",
+            path=run_dir,
+        )
+    train_cfg = config.train
+    if train_cfg.deterministic:
+        torch.use_deterministic_algorithms(True, warn_only=False)
+        torch.backends.cudnn.benchmark = False
+    torch.manual_seed(train_cfg.seed)
+    random.seed(train_cfg.seed)
+    device = select_device(train_cfg.device)
+
+    # ---- data: discover, split, fit normalisation on the training split only, prepare
+    samples = discover_samples(data_root, config)
+    split = state["split"] if state is not None else make_split(samples, config)
+    validate_split(split, [s.name for s in samples])
+    needed = set(split["train"]) | set(split["val"])
+    raw = {s.name: read_raw_sample(s, config) for s in samples if s.name in needed}
+    norm = config.normalization
+    stats = fit_normalization(
+        (raw[n][0] for n in split["train"]),
+        mode=norm.mode,
+        low=norm.low_percentile,
+        high=norm.high_percentile,
+    )
+    train_samples = _load_split_samples(samples, split["train"], config, stats, raw)
+    val_samples = _load_split_samples(samples, split["val"], config, stats, raw)
+    del raw
+    if config.loss.border_weights:
+        balance = "balanced" if config.loss.class_weighting == "none" else None
+        train_samples = [
+            Sample(s.name, s.image, s.target, s.instances,
+                   border_weight_map(s.instances, w0=config.loss.w0, sigma=config.loss.sigma,
+                                     class_weights=balance))
+            for s in train_samples
+        ]
+    class_weights = compute_class_weights(train_samples, config)
+
+    # ---- model, loss, optimiser
+    model = create_model(config.model).to(device)
+    if device.type != "mps":
+        model = model.to(memory_format=torch.channels_last)
+    loss_params: dict[str, Any] = dict(config.loss.params)
+    if class_weights is not None:
+        if config.loss.name in ("ce", "dice_ce"):
+            loss_params["class_weights"] = class_weights
+        elif config.loss.name == "focal":
+            loss_params["alpha"] = class_weights
+        else:
+            raise LapsegInputError(
+                f"loss.class_weighting needs a loss with a cross-entropy term (ce, dice_ce, focal), "
+                f"not loss.name={config.loss.name!r}"
+            )
+    loss_fn = create_loss(config.loss.name, **loss_params)
+    if config.loss.border_weights and not loss_fn.supports_pixel_weights:
+        raise LapsegInputError(
+            f"loss.name={config.loss.name!r} cannot use the border weight map; use ce, focal or dice_ce"
+        )
+    optimizer = _make_optimizer(model, config)
+    scaler = torch.amp.GradScaler("cuda") if (train_cfg.amp and device.type == "cuda") else None
+    numpy_rng = np.random.default_rng(train_cfg.seed)
+    plateau = PlateauState()
+    history: list[dict[str, Any]] = []
+    start_epoch, best_metric, best_epoch = 0, -math.inf, -1
+    elapsed_before = 0.0
+    if state is not None:
+        model.load_state_dict(state["model_state"])
+        optimizer.load_state_dict(state["optimizer_state"])
+        if scaler is not None and state.get("scaler_state"):
+            scaler.load_state_dict(state["scaler_state"])
+        restore_rng_states(state["rng_states"], numpy_rng)
+        plateau = PlateauState(**state["plateau"])
+        history = list(state["history"])
+        start_epoch = int(state["epoch"])
+        best_metric = float(state["best_metric"])
+        best_epoch = int(state["best_epoch"])
+        elapsed_before = float(state.get("elapsed_seconds", 0.0))
+
+    # ---- run folder
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "config.yaml").write_text(dump_config(config), encoding="utf-8")
+    write_split(run_dir / "split.json", split)
+    _write_json(run_dir / "normalization.json", stats.to_dict())
+    tensorboard = TensorBoardLog(run_dir / "tensorboard", enabled=train_cfg.tensorboard)
+
+    dataset = PatchDataset(
+        train_samples,
+        patch_size=tuple(train_cfg.patch_size),
+        patches_per_epoch=train_cfg.patches_per_epoch,
+        foreground_probability=train_cfg.foreground_probability,
+        augment=config.augment,
+        seed=train_cfg.seed,
+        output_margin=model.output_margin,
+    )
+    loader = torch.utils.data.DataLoader(
+        dataset,
+        batch_size=train_cfg.batch_size,
+        shuffle=False,  # every patch is already drawn at random from (seed, epoch, index)
+        num_workers=train_cfg.num_workers,
+        drop_last=len(dataset) >= train_cfg.batch_size,
+        persistent_workers=train_cfg.num_workers > 0,
+        pin_memory=device.type == "cuda",
+    )
+    monitor = train_cfg.monitor
+    higher_is_better = monitor != "val_loss"
+    num_classes = max(config.model.out_channels, 2)
+
+    def checkpoint_payload(epoch: int, *, finished: bool) -> dict[str, Any]:
+        return {
+            "config": config_to_dict(config),
+            "model_state": model.state_dict(),
+            "optimizer_state": optimizer.state_dict(),
+            "scaler_state": scaler.state_dict() if scaler is not None else {},
+            "rng_states": capture_rng_states(numpy_rng),
+            "plateau": {"best": plateau.best, "bad_epochs": plateau.bad_epochs, "factor": plateau.factor},
+            "normalization": stats.to_dict(),
+            "threshold": config.predict.threshold,
+            "split": split,
+            "history": history,
+            "epoch": epoch,
+            "best_metric": best_metric,
+            "best_epoch": best_epoch,
+            "elapsed_seconds": elapsed_before + (time.perf_counter() - start_time),
+            "finished": finished,
+        }
+
+    batches_per_epoch = len(loader)
+    start_time = time.perf_counter()
+    budget = None if train_cfg.time_budget_minutes is None else train_cfg.time_budget_minutes * 60.0
+    bar = tqdm(
+        total=train_cfg.epochs * batches_per_epoch,
+        initial=start_epoch * batches_per_epoch,
+        disable=not progress,
+        unit="batch",
+        dynamic_ncols=True,
+    )
+    stopped_because = "epochs"
+    epoch = start_epoch
+
+    def over_budget() -> bool:
+        return budget is not None and elapsed_before + (time.perf_counter() - start_time) >= budget
+
+    def on_batch(loss_value: float) -> bool:
+        bar.update(1)
+        bar.set_postfix(loss=f"{loss_value:.4f}", refresh=False)
+        return not over_budget()
+
+    try:
+        while epoch < train_cfg.epochs:
+            lr = train_cfg.lr * lr_factor(epoch, train_cfg) * plateau.factor
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            dataset.set_epoch(epoch)
+            bar.set_description(f"epoch {epoch + 1}/{train_cfg.epochs}")
+            epoch_start = time.perf_counter()
+            row: dict[str, Any] = {"epoch": epoch + 1, "lr": lr}
+            row.update(
+                train_one_epoch(model, loader, loss_fn, optimizer, device=device, scaler=scaler,
+                                use_pixel_weights=config.loss.border_weights, on_batch=on_batch)
+            )
+            is_last = epoch + 1 == train_cfg.epochs or over_budget()
+            if (epoch + 1) % train_cfg.val_every == 0 or is_last:
+                if val_samples:
+                    row.update(validate(model, val_samples, loss_fn, predict=config.predict,
+                                        device=device, num_classes=num_classes, amp=scaler is not None))
+            row["epoch_seconds"] = time.perf_counter() - epoch_start
+            history.append(row)
+            epoch += 1
+            if monitor in row:
+                value = row[monitor]
+                score = value if higher_is_better else -value
+            else:  # no validation this epoch (val_every) or no validation split
+                value, score = None, (-row["train_loss"] if not val_samples else None)
+            if score is not None and score > best_metric:
+                best_metric, best_epoch = score, epoch
+                save_checkpoint(run_dir / "best.pt", checkpoint_payload(epoch, finished=False))
+            if value is not None and train_cfg.schedule == "plateau":
+                plateau.update(value, higher_is_better=higher_is_better,
+                               patience=train_cfg.plateau_patience, gamma=train_cfg.gamma)
+            bar.set_postfix({k: f"{v:.4f}" for k, v in row.items() if k in ("train_loss", "val_loss", "val_dice")})
+            tensorboard.log(row, epoch)
+            write_history_csv(run_dir / "history.csv", history)
+            save_learning_curves(history, run_dir / "curves.png")
+            save_checkpoint(run_dir / "last.pt", checkpoint_payload(epoch, finished=False))
+            patience = train_cfg.early_stopping_patience
+            if patience is not None and best_epoch >= 0 and epoch - best_epoch >= patience:
+                stopped_because = f"early stopping ({patience} epochs without improvement)"
+                break
+            if over_budget():
+                stopped_because = f"time budget ({train_cfg.time_budget_minutes} min)"
+                break
+    except KeyboardInterrupt:
+        save_checkpoint(run_dir / "last.pt", checkpoint_payload(epoch, finished=False))
+        raise
+    finally:
+        bar.close()
+        tensorboard.close()
+
+    if best_epoch < 0:  # no epoch completed (should not happen) -> last state is the best
+        save_checkpoint(run_dir / "best.pt", checkpoint_payload(epoch, finished=False))
+        best_epoch = epoch
+    threshold = _finalise_threshold(run_dir / "best.pt", val_samples, config, device)
+    save_checkpoint(run_dir / "last.pt", checkpoint_payload(epoch, finished=True))
+    total_seconds = elapsed_before + (time.perf_counter() - start_time)
+    best_value = best_metric if (higher_is_better and val_samples) else -best_metric
+    _write_json(
+        run_dir / "run.json",
+        {
+            "epochs_completed": epoch,
+            "best_epoch": best_epoch,
+            f"best_{monitor if val_samples else 'train_loss'}": best_value,
+            "stopped_because": stopped_because,
+            "training_seconds": round(total_seconds, 2),
+            "threshold": threshold,
+            "class_weights": class_weights,
+            "n_train": len(split["train"]),
+            "n_val": len(split["val"]),
+            "n_test": len(split.get("test", [])),
+            "tensorboard": "written" if tensorboard.available else
+            ("disabled" if not train_cfg.tensorboard else "unavailable: pip install tensorboard"),
+            "environment": _environment(device),
+        },
+    )
+    return RunResult(
+        run_dir=run_dir,
+        best_checkpoint=run_dir / "best.pt",
+        last_checkpoint=run_dir / "last.pt",
+        history=history,
+        best_epoch=best_epoch,
+        best_metric=best_value,
+        stopped_because=stopped_because,
+    )
+
+
+def _make_optimizer(model: torch.nn.Module, config: LapsegConfig) -> torch.optim.Optimizer:
+    train = config.train
+    if train.optimizer == "sgd":
+        return torch.optim.SGD(model.parameters(), lr=train.lr, momentum=train.momentum,
+                               weight_decay=train.weight_decay)
+    if train.optimizer == "adamw":
+        return torch.optim.AdamW(model.parameters(), lr=train.lr, weight_decay=train.weight_decay)
+    return torch.optim.Adam(model.parameters(), lr=train.lr, weight_decay=train.weight_decay)
+
+
+def _finalise_threshold(
+    best_path: Path, val_samples: Sequence[Sample], config: LapsegConfig, device: torch.device
+) -> float:
+    """For ``predict.threshold_method == "tuned"``: the validation-Dice-optimal threshold of the
+    best model, stored into ``best.pt``. Otherwise the configured threshold."""
+    if config.predict.threshold_method != "tuned" or config.model.out_channels != 1:
+        return config.predict.threshold
+    if not val_samples:
+        raise LapsegInputError("predict.threshold_method=tuned needs a validation split (data.val_fraction > 0)")
+    from lapseg.inference.thresholds import tune_threshold
+
+    checkpoint = load_checkpoint(best_path)
+    model = create_model(config.model).to(device)
+    model.load_state_dict(checkpoint["model_state"])
+    model.eval()
+    probabilities, truths = [], []
+    with torch.inference_mode():
+        for sample in val_samples:
+            logits = predict_logits(model, torch.from_numpy(sample.image).to(device), config.predict)
+            probabilities.append(torch.sigmoid(logits[0]).cpu().numpy())
+            truths.append(sample.target)
+    threshold, _ = tune_threshold(probabilities, truths)
+    checkpoint["threshold"] = float(threshold)
+    save_checkpoint(best_path, checkpoint)
+    return float(threshold)
+
+
+__all__ = ["RunResult", "discover_samples", "fit", "logits_to_labels", "make_split"]

@@ -1,0 +1,164 @@
+"""Every user-facing bad-input path: one line on stderr, exit code 2, no traceback, no output."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+
+from lapseg.cli import main
+
+TINY = [
+    "--set", "model.base_features=4", "--set", "model.depth=2", "--set", "train.epochs=1",
+    "--set", "train.patch_size=[48, 48]", "--set", "train.patches_per_epoch=4",
+    "--set", "train.batch_size=4", "--set", "train.tensorboard=false",
+    "--set", "predict.tile_size=[64, 64]",
+]
+
+
+def run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    code = main([str(a) for a in args])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def assert_one_line_error(code: int, err: str, *fragments: str) -> None:
+    assert code == 2
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1, err
+    assert lines[0].startswith("lapseg: error: ")
+    assert "Traceback" not in err
+    for fragment in fragments:
+        assert fragment in lines[0], (fragment, lines[0])
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from conftest import write_pairs
+
+    root = tmp_path_factory.mktemp("cli")
+    data = write_pairs(root / "data", 4, seed=3)
+    assert main(["train", "--data", str(data), "--out", str(root / "run"), "--no-progress", *TINY]) == 0
+    return root
+
+
+def test_train_predict_evaluate_round_trip(trained_run: Path, capsys, tmp_path: Path):
+    out = tmp_path / "pred"
+    code, stdout, _ = run(["predict", "--model", trained_run / "run", "--input",
+                           trained_run / "data" / "images", "--output", out, "--no-progress"], capsys)
+    assert code == 0
+    masks = sorted((out / "masks").glob("*.tif"))
+    probs = sorted((out / "probabilities").glob("*.tif"))
+    assert [p.name for p in masks] == [f"img{i}.tif" for i in range(4)]
+    assert len(probs) == 4
+    mask = tifffile.imread(masks[0])
+    prob = tifffile.imread(probs[0])
+    assert mask.shape == prob.shape == (96, 96)
+    assert set(np.unique(mask)) <= {0, 255}
+    assert prob.dtype == np.float32 and 0.0 <= prob.min() and prob.max() <= 1.0
+    np.testing.assert_array_equal(mask == 255, prob > 0.5)
+    code, stdout, _ = run(["evaluate", "--pred", out, "--truth", trained_run / "data" / "masks",
+                           "--out", tmp_path / "eval"], capsys)
+    assert code == 0
+    assert "dice" in stdout
+    assert (tmp_path / "eval" / "summary.json").is_file()
+
+
+def test_train_missing_data_folder(tmp_path: Path, capsys):
+    code, _, err = run(["train", "--data", tmp_path / "nope", "--out", tmp_path / "run", *TINY], capsys)
+    assert_one_line_error(code, err, "nope")
+    assert not (tmp_path / "run").exists()
+
+
+def test_train_image_without_mask(tiny_dataset: Path, tmp_path: Path, capsys):
+    (tiny_dataset / "masks" / "img2.tif").unlink()
+    code, _, err = run(["train", "--data", tiny_dataset, "--out", tmp_path / "run", *TINY], capsys)
+    assert_one_line_error(code, err, "img2")
+    assert not (tmp_path / "run").exists()
+
+
+def test_train_shape_mismatch(tiny_dataset: Path, tmp_path: Path, capsys):
+    tifffile.imwrite(tiny_dataset / "masks" / "img1.tif", np.zeros((50, 60), np.uint8))
+    code, _, err = run(["train", "--data", tiny_dataset, "--out", tmp_path / "run", *TINY], capsys)
+    assert_one_line_error(code, err, "img1", "shape")
+    assert not (tmp_path / "run").exists()
+
+
+def test_train_corrupt_image(tiny_dataset: Path, tmp_path: Path, capsys):
+    (tiny_dataset / "images" / "img3.tif").write_bytes(b"not a tiff at all")
+    code, _, err = run(["train", "--data", tiny_dataset, "--out", tmp_path / "run", *TINY], capsys)
+    assert_one_line_error(code, err, "img3.tif")
+    assert not (tmp_path / "run").exists()
+
+
+def test_train_empty_dataset(tmp_path: Path, capsys):
+    (tmp_path / "data" / "images").mkdir(parents=True)
+    (tmp_path / "data" / "masks").mkdir(parents=True)
+    code, _, err = run(["train", "--data", tmp_path / "data", "--out", tmp_path / "run", *TINY], capsys)
+    assert_one_line_error(code, err)
+    assert not (tmp_path / "run").exists()
+
+
+def test_train_invalid_config_value(tiny_dataset: Path, tmp_path: Path, capsys):
+    code, _, err = run(["train", "--data", tiny_dataset, "--out", tmp_path / "run", *TINY,
+                        "--set", "train.lr=-3"], capsys)
+    assert_one_line_error(code, err, "train.lr")
+
+
+def test_unknown_option_exits_2(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["train", "--bogus"])
+    assert info.value.code == 2
+
+
+def test_predict_missing_model(tmp_path: Path, capsys):
+    code, _, err = run(["predict", "--model", tmp_path / "none.pt", "--input", tmp_path,
+                        "--output", tmp_path / "o"], capsys)
+    assert_one_line_error(code, err, "none.pt")
+
+
+def test_predict_corrupt_checkpoint(tmp_path: Path, capsys):
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"\x00garbage")
+    code, _, err = run(["predict", "--model", bad, "--input", tmp_path, "--output", tmp_path / "o"], capsys)
+    assert_one_line_error(code, err, "bad.pt")
+
+
+def test_predict_never_overwrites_inputs(trained_run: Path, tmp_path: Path, capsys):
+    images = tmp_path / "masks"
+    shutil.copytree(trained_run / "data" / "images", images)
+    before = {p.name: p.read_bytes() for p in images.iterdir()}
+    code, _, err = run(["predict", "--model", trained_run / "run", "--input", images,
+                        "--output", tmp_path, "--no-progress"], capsys)
+    assert_one_line_error(code, err, "overwrite")
+    assert {p.name: p.read_bytes() for p in images.iterdir()} == before
+
+
+def test_predict_corrupt_input_leaves_no_partial_file(trained_run: Path, tmp_path: Path, capsys):
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    (inputs / "broken.tif").write_bytes(b"II*\x00garbage")
+    code, _, err = run(["predict", "--model", trained_run / "run", "--input", inputs,
+                        "--output", tmp_path / "out", "--no-progress"], capsys)
+    assert_one_line_error(code, err, "broken.tif")
+    leftovers = list((tmp_path / "out").rglob("*")) if (tmp_path / "out").exists() else []
+    assert not [p for p in leftovers if p.is_file()]
+
+
+def test_evaluate_missing_prediction(trained_run: Path, tmp_path: Path, capsys):
+    (tmp_path / "pred").mkdir()
+    code, _, err = run(["evaluate", "--pred", tmp_path / "pred", "--truth",
+                        trained_run / "data" / "masks"], capsys)
+    assert_one_line_error(code, err)
+
+
+def test_help_explains_every_option(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["train", "--help"])
+    assert info.value.code == 0
+    text = capsys.readouterr().out
+    for option in ("--data", "--out", "--config", "--set", "--resume", "--device"):
+        assert option in text

@@ -1,0 +1,41 @@
+"""Shared fixtures: tiny synthetic datasets written to tmp folders."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+
+from lapseg.data.synthetic import SyntheticConfig, synthetic_image
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+TINY_SYNTHETIC = SyntheticConfig(shape=(96, 96), n_cells=(3, 6), radius=(7.0, 12.0), n_debris=(1, 2))
+
+
+def write_pairs(root: Path, n: int, *, seed: int, config: SyntheticConfig = TINY_SYNTHETIC) -> Path:
+    """Write ``n`` synthetic image/mask pairs as root/images/*.tif, root/masks/*.tif."""
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir(parents=True)
+    rng = np.random.default_rng(seed)
+    for i in range(n):
+        image, labels = synthetic_image(config, rng=rng)
+        tifffile.imwrite(root / "images" / f"img{i}.tif", image)
+        tifffile.imwrite(root / "masks" / f"img{i}.tif", labels.astype(np.uint16))
+    return root
+
+
+@pytest.fixture
+def tiny_dataset(tmp_path: Path) -> Path:
+    """Six 96x96 synthetic pairs."""
+    return write_pairs(tmp_path / "data", 6, seed=0)
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    """The real datasets in ../shared/data, or a clean skip."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip("../shared/data is not available")
+    return SHARED_DATA

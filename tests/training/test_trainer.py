@@ -1,0 +1,103 @@
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from lapseg.config import load_config
+from lapseg.training import trainer as trainer_module
+from lapseg.training.checkpoint import load_checkpoint
+from lapseg.training.trainer import fit
+
+TINY = [
+    "model.base_features=4",
+    "model.depth=2",
+    "train.epochs=2",
+    "train.patch_size=[48, 48]",
+    "train.patches_per_epoch=8",
+    "train.batch_size=4",
+    "train.tensorboard=false",
+    "predict.tile_size=[64, 64]",
+    "train.deterministic=true",
+]
+
+
+def test_run_folder_contents_and_checkpoint(tiny_dataset: Path, tmp_path: Path):
+    result = fit(load_config(None, TINY), tiny_dataset, tmp_path / "run", progress=False)
+    run = result.run_dir
+    for name in ("config.yaml", "split.json", "best.pt", "last.pt", "history.csv", "curves.png",
+                 "run.json", "normalization.json"):
+        assert (run / name).is_file(), name
+    assert len(result.history) == 2
+    assert {"train_loss", "val_loss", "val_dice", "lr"} <= set(result.history[0])
+    checkpoint = load_checkpoint(run / "best.pt")
+    assert checkpoint["normalization"]["mode"] == "percentile"
+    assert checkpoint["config"]["model"]["base_features"] == 4
+    # the split is by name, disjoint, and covers the six samples
+    split = checkpoint["split"]
+    assert sorted(split["train"] + split["val"] + split["test"]) == sorted(f"img{i}" for i in range(6))
+
+
+def test_refuses_non_empty_run_folder(tiny_dataset: Path, tmp_path: Path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "something").write_text("x")
+    with pytest.raises(Exception, match="not empty"):
+        fit(load_config(None, TINY), tiny_dataset, run, progress=False)
+
+
+def test_resume_after_interrupt_equals_uninterrupted_run(tiny_dataset: Path, tmp_path: Path, monkeypatch):
+    config = load_config(None, [*TINY, "train.epochs=3", "model.dropout=0.2"])
+    full = fit(config, tiny_dataset, tmp_path / "full", progress=False)
+
+    real = trainer_module.train_one_epoch
+    calls = {"n": 0}
+
+    def interrupted(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(trainer_module, "train_one_epoch", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        fit(config, tiny_dataset, tmp_path / "resumed", progress=False)
+    assert load_checkpoint(tmp_path / "resumed" / "last.pt")["epoch"] == 1
+    monkeypatch.setattr(trainer_module, "train_one_epoch", real)
+    resumed = fit(config, tiny_dataset, tmp_path / "resumed", resume=True, progress=False)
+
+    a = load_checkpoint(full.last_checkpoint)["model_state"]
+    b = load_checkpoint(resumed.last_checkpoint)["model_state"]
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=0, atol=0, msg=key)
+    assert [round(r["train_loss"], 6) for r in full.history] == [
+        round(r["train_loss"], 6) for r in resumed.history
+    ]
+
+
+@pytest.mark.slow
+def test_end_to_end_training_reaches_high_held_out_dice(tmp_path: Path):
+    from conftest import write_pairs
+
+    from lapseg.inference.predict import load_model, predict_probabilities
+    from lapseg.io.images import read_image, read_mask
+
+    train_root = write_pairs(tmp_path / "train", 12, seed=1)
+    test_root = write_pairs(tmp_path / "test", 4, seed=2)
+    config = load_config(None, [
+        "model.base_features=8", "model.depth=3", "train.epochs=15", "train.patch_size=[96, 96]",
+        "train.patches_per_epoch=32", "train.batch_size=8", "train.lr=0.003",
+        "train.tensorboard=false", "predict.tile_size=[96, 96]",
+    ])
+    result = fit(config, train_root, tmp_path / "run", progress=False)
+    model = load_model(result.run_dir)
+    tp = fp = fn = 0
+    for path in sorted((test_root / "images").glob("*.tif")):
+        prob = predict_probabilities([model], read_image(path).array)[0]
+        truth = read_mask(test_root / "masks" / path.name) > 0
+        pred = prob > 0.5
+        tp += np.sum(pred & truth)
+        fp += np.sum(pred & ~truth)
+        fn += np.sum(~pred & truth)
+    dice = 2 * tp / (2 * tp + fp + fn)
+    assert dice > 0.85, dice
