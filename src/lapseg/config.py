@@ -160,7 +160,8 @@ class TrainConfig:
     patches_per_epoch : random patches drawn per epoch (an epoch is this many samples).
     foreground_probability : chance that a patch is centred on a random foreground pixel.
     schedule : "none", "exponential" (lr * decay_rate ** (epoch / decay_epochs), 000),
-        "piecewise" (lr * gamma ** (number of milestones passed), 002), "cosine" (to 1% of lr),
+        "piecewise" (after the k-th milestone epoch: lr * milestone_factors[k-1], or
+        lr * gamma ** k when no factors are given; 002's table), "cosine" (to 1% of lr),
         "plateau" (reduce by ``gamma`` after ``plateau_patience`` epochs without improvement).
     time_budget_minutes : stop after this much wall-clock training time (equal-budget comparisons).
     deterministic : same seed + same machine -> same weights (slower; uses deterministic kernels).
@@ -179,6 +180,7 @@ class TrainConfig:
     decay_rate: float = 0.95
     decay_epochs: float = 1.0
     milestones: tuple[int, ...] = ()
+    milestone_factors: tuple[float, ...] = ()
     gamma: float = 0.1
     plateau_patience: int = 5
     warmup_epochs: int = 0
@@ -218,6 +220,8 @@ class TrainConfig:
             raise LapsegInputError("train.monitor must be one of val_dice, val_iou, val_loss")
         if list(self.milestones) != sorted(self.milestones):
             raise LapsegInputError("train.milestones must be increasing epoch numbers")
+        if self.milestone_factors and len(self.milestone_factors) != len(self.milestones):
+            raise LapsegInputError("train.milestone_factors needs one factor per milestone")
 
 
 @dataclass(frozen=True)

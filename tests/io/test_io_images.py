@@ -246,3 +246,14 @@ def test_usiigaci_image_and_mask() -> None:
     mask = read_mask(folder / "instances_ids.png")
     assert mask.shape == (1022, 1024)
     assert mask.dtype == np.uint8
+
+
+def test_read_mask_palette_png_gives_indices(tmp_path: Path) -> None:
+    from PIL import Image
+
+    indices = np.array([[0, 1], [2, 3]], np.uint8)
+    image = Image.fromarray(indices, mode="P")
+    image.putpalette([0, 0, 0, 255, 0, 0, 0, 255, 0, 0, 0, 255])
+    image.save(tmp_path / "palette.png")
+    np.testing.assert_array_equal(read_mask(tmp_path / "palette.png"), indices)
+    assert read_image(tmp_path / "palette.png").array.shape == (3, 2, 2)  # colours for images

@@ -36,3 +36,20 @@ def test_plateau_reduces_after_patience():
     assert state.factor == 0.5
     assert state.best == 0.6
     assert not math.isnan(state.factor)
+
+
+def test_piecewise_with_explicit_factors_reproduces_002_table():
+    config = TrainConfig(
+        schedule="piecewise", lr=1e-3, milestones=(20, 100, 150, 200, 250),
+        milestone_factors=(0.5, 0.1, 0.05, 0.01, 0.005),
+    )
+    lrs = [config.lr * lr_factor(e, config) for e in (0, 19, 20, 99, 100, 150, 200, 250, 399)]
+    assert lrs == pytest.approx([1e-3, 1e-3, 5e-4, 5e-4, 1e-4, 5e-5, 1e-5, 5e-6, 5e-6])
+
+
+def test_cosine_follows_the_time_budget_when_it_comes_first():
+    config = TrainConfig(schedule="cosine", epochs=100)
+    assert lr_factor(10, config, budget_fraction=0.5) == pytest.approx(0.01 + 0.99 * 0.5)
+    assert lr_factor(10, config, budget_fraction=1.2) == pytest.approx(0.01)
+    # the epoch count still wins when it is further along than the clock
+    assert lr_factor(99, config, budget_fraction=0.1) == pytest.approx(0.01)

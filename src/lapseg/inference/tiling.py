@@ -34,7 +34,7 @@ def _aligned_starts(size: int, tile: int, steps: int, align: int) -> list[int]:
     if steps <= 1:
         return [0]
     units = last // align
-    starts = [int(round(i * units / (steps - 1))) * align for i in range(steps)]
+    starts = [round(i * units / (steps - 1)) * align for i in range(steps)]
     return sorted(set(starts))
 
 

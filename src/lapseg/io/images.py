@@ -146,15 +146,24 @@ def _read_tiff(path: Path) -> tuple[np.ndarray, str | None, tuple[float, float] 
     return array, axes, pixel_size
 
 
-def _read_raw(path: Path) -> tuple[np.ndarray, str | None, tuple[float, float] | None]:
-    """Read pixels, the axes implied by the file (None if unknown) and the pixel size."""
+def _read_raw(
+    path: Path, *, palette_indices: bool = False
+) -> tuple[np.ndarray, str | None, tuple[float, float] | None]:
+    """Read pixels, the axes implied by the file (None if unknown) and the pixel size.
+
+    With ``palette_indices`` a palette PNG/BMP gives its indices (labels) instead of colours.
+    """
     suffix = path.suffix.lower()
     try:
         if suffix in TIFF_EXTENSIONS:
             array, axes, pixel_size = _read_tiff(path)
         else:
             # Pillow reads PNG (8/16-bit), JPEG and BMP; passing bytes keeps no file open.
-            array = np.asarray(iio.imread(path.read_bytes(), plugin="pillow"))
+            data = path.read_bytes()
+            mode = None
+            if palette_indices and iio.immeta(data, plugin="pillow").get("mode") == "P":
+                mode = "P"
+            array = np.asarray(iio.imread(data, plugin="pillow", mode=mode))
             pixel_size = None
             if array.ndim == 2:
                 axes = "YX"
@@ -186,34 +195,13 @@ def _is_valid_axes(axes: str, ndim: int) -> bool:
     )
 
 
-def read_image(path: str | Path, *, axes: str | None = None) -> ImageData:
-    """Read a 2D image file as ``(C, Y, X)``.
-
-    Parameters
-    ----------
-    path : str or Path
-        A TIFF (uncompressed, LZW, zlib/deflate, ...; 8/16/32-bit integer or float), PNG, JPEG
-        or BMP file.
-    axes : str, optional
-        Axis letters of the stored array (e.g. ``"YX"``, ``"CYX"``, ``"YXC"``). Overrides the
-        file's metadata. Required when the file does not define its axes.
-
-    Returns
-    -------
-    ImageData
-        ``array`` of shape ``(C, Y, X)`` in the stored dtype. For PNG/JPEG/BMP colour images the
-        alpha channel of RGBA data is dropped (3 channels remain).
-
-    Raises
-    ------
-    LapsegInputError
-        Missing file, unsupported extension, unreadable or corrupt file, empty image, or axes
-        that are unknown, inconsistent with the array, or name more than one time point or
-        z-slice.
-    """
+def _read_image(
+    path: str | Path, *, axes: str | None = None, palette_indices: bool = False
+) -> ImageData:
+    """:func:`read_image`; ``palette_indices`` reads palette PNG/BMP as indices (masks)."""
     path = Path(path)
     _check_readable(path)
-    array, file_axes, pixel_size = _read_raw(path)
+    array, file_axes, pixel_size = _read_raw(path, palette_indices=palette_indices)
     if axes is not None:
         try:
             chosen = validate_axes(axes, ndim=array.ndim)
@@ -242,6 +230,35 @@ def read_image(path: str | Path, *, axes: str | None = None) -> ImageData:
     return ImageData(array=np.ascontiguousarray(cyx), pixel_size=pixel_size, path=path)
 
 
+def read_image(path: str | Path, *, axes: str | None = None) -> ImageData:
+    """Read a 2D image file as ``(C, Y, X)``.
+
+    Parameters
+    ----------
+    path : str or Path
+        A TIFF (uncompressed, LZW, zlib/deflate, ...; 8/16/32-bit integer or float), PNG, JPEG
+        or BMP file.
+    axes : str, optional
+        Axis letters of the stored array (e.g. ``"YX"``, ``"CYX"``, ``"YXC"``). Overrides the
+        file's metadata. Required when the file does not define its axes.
+
+    Returns
+    -------
+    ImageData
+        ``array`` of shape ``(C, Y, X)`` in the stored dtype. For PNG/JPEG/BMP colour images the
+        alpha channel of RGBA data is dropped (3 channels remain); palette images are read as
+        their colours.
+
+    Raises
+    ------
+    LapsegInputError
+        Missing file, unsupported extension, unreadable or corrupt file, empty image, or axes
+        that are unknown, inconsistent with the array, or name more than one time point or
+        z-slice.
+    """
+    return _read_image(path, axes=axes)
+
+
 def read_mask(path: str | Path) -> np.ndarray:
     """Read a label/mask image as a ``(Y, X)`` integer array.
 
@@ -249,6 +266,7 @@ def read_mask(path: str | Path) -> np.ndarray:
     ----------
     path : str or Path
         Any supported image file holding one channel, or RGB(A) whose colour channels are equal.
+        Palette PNG/BMP files give their palette indices.
 
     Returns
     -------
@@ -263,7 +281,7 @@ def read_mask(path: str | Path) -> np.ndarray:
         negative or fractional values, or labels that do not fit in int32.
     """
     path = Path(path)
-    image = read_image(path).array
+    image = _read_image(path, palette_indices=True).array
     if image.shape[0] > 1:
         colour = image[:3] if image.shape[0] in (3, 4) else image
         if not all(np.array_equal(colour[0], c) for c in colour[1:]):

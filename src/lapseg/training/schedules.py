@@ -13,13 +13,18 @@ from dataclasses import dataclass
 from lapseg.config import TrainConfig
 
 
-def lr_factor(epoch: int, config: TrainConfig) -> float:
+def lr_factor(epoch: int, config: TrainConfig, *, budget_fraction: float | None = None) -> float:
     """Multiplier of the base learning rate for ``epoch`` (0-based).
+
+    ``budget_fraction`` (elapsed / time budget, for runs with ``time_budget_minutes``) lets the
+    cosine schedule follow whichever limit comes first, epochs or wall-clock time, so a run cut
+    by its budget still anneals to its end.
 
     - "none": 1.
     - "exponential": ``decay_rate ** (epoch / decay_epochs)`` (000's exponential decay;
       TensorFlow's ``exponential_decay`` with ``staircase=False``).
-    - "piecewise": ``gamma ** k`` where k = number of ``milestones`` <= epoch (002's table).
+    - "piecewise": with k = number of ``milestones`` <= epoch, ``milestone_factors[k - 1]``
+      (002's table) or ``gamma ** k`` when no factors are given (a step schedule).
     - "cosine": half cosine from 1 to 0.01 over ``epochs``.
     - "plateau": 1 (the plateau reduction is applied on top, see :class:`PlateauState`).
     A linear warm-up over ``warmup_epochs`` multiplies every schedule.
@@ -27,9 +32,15 @@ def lr_factor(epoch: int, config: TrainConfig) -> float:
     if config.schedule == "exponential":
         factor = config.decay_rate ** (epoch / config.decay_epochs)
     elif config.schedule == "piecewise":
-        factor = config.gamma ** sum(1 for m in config.milestones if epoch >= m)
+        passed = sum(1 for m in config.milestones if epoch >= m)
+        if config.milestone_factors:
+            factor = config.milestone_factors[passed - 1] if passed else 1.0
+        else:
+            factor = config.gamma**passed
     elif config.schedule == "cosine":
         progress = min(epoch / max(config.epochs - 1, 1), 1.0)
+        if budget_fraction is not None:
+            progress = min(max(progress, budget_fraction), 1.0)
         factor = 0.01 + 0.99 * 0.5 * (1.0 + math.cos(math.pi * progress))
     else:
         factor = 1.0

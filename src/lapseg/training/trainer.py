@@ -317,7 +317,8 @@ def fit(
 
     try:
         while epoch < train_cfg.epochs:
-            lr = train_cfg.lr * lr_factor(epoch, train_cfg) * plateau.factor
+            fraction = None if budget is None else (elapsed_before + time.perf_counter() - start_time) / budget
+            lr = train_cfg.lr * lr_factor(epoch, train_cfg, budget_fraction=fraction) * plateau.factor
             for group in optimizer.param_groups:
                 group["lr"] = lr
             dataset.set_epoch(epoch)
