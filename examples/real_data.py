@@ -54,7 +54,11 @@ def prepare_isbi(prepared: Path) -> tuple[Path, list[Path], Path]:
 def prepare_dic_hela(prepared: Path) -> tuple[Path, list[Path], Path]:
     root = SHARED / "ctc-DIC-C2DH-HeLa"
     rows = [
-        (str(image), str(root / "01_ST" / "SEG" / f"man_seg{image.stem[1:]}.tif"), f"t{image.stem[1:]}")
+        (
+            str(image),
+            str(root / "01_ST" / "SEG" / f"man_seg{image.stem[1:]}.tif"),
+            f"t{image.stem[1:]}",
+        )
         for image in sorted((root / "01").glob("t*.tif"))
     ]
     test_images, truth = [], prepared / "test_truth"
@@ -67,8 +71,11 @@ def prepare_dic_hela(prepared: Path) -> tuple[Path, list[Path], Path]:
 
 def prepare_usiigaci(prepared: Path) -> tuple[Path, list[Path], Path]:
     root = SHARED / "usiigaci-phc"
-    rows = [(str(d / "raw.tif"), str(d / "instances_ids.png"), d.name)
-            for d in sorted((root / "train").iterdir()) if (d / "raw.tif").is_file()]
+    rows = [
+        (str(d / "raw.tif"), str(d / "instances_ids.png"), d.name)
+        for d in sorted((root / "train").iterdir())
+        if (d / "raw.tif").is_file()
+    ]
     test_images, truth = [], prepared / "test_truth"
     for d in sorted((root / "val").iterdir()):
         if (d / "raw.tif").is_file():
@@ -103,10 +110,15 @@ def main() -> None:
     if not SHARED.is_dir():
         raise SystemExit(f"{SHARED} not found")
     list_file, test_images, truth = PREPARE[args.dataset](args.out / "prepared")
-    config = load_config(args.config, [
-        "data.layout=list", "train.epochs=1000", f"train.time_budget_minutes={args.minutes}",
-        *args.overrides,
-    ])
+    config = load_config(
+        args.config,
+        [
+            "data.layout=list",
+            "train.epochs=1000",
+            f"train.time_budget_minutes={args.minutes}",
+            *args.overrides,
+        ],
+    )
     start = time.perf_counter()
     result = fit(config, list_file, args.out / "run")
     train_seconds = time.perf_counter() - start
@@ -116,8 +128,10 @@ def main() -> None:
     predict_seconds = time.perf_counter() - start
     evaluation = evaluate_folders(args.out / "predictions", truth, out_dir=args.out / "evaluation")
     print(f"# machine: {platform.processor() or platform.machine()}, {platform.platform()}")
-    print(f"# dataset {args.dataset}: {len(test_images)} test images; training {train_seconds / 60:.1f} min "
-          f"({len(result.history)} epochs, best epoch {result.best_epoch}), prediction {predict_seconds:.1f} s")
+    print(
+        f"# dataset {args.dataset}: {len(test_images)} test images; training {train_seconds / 60:.1f} min "
+        f"({len(result.history)} epochs, best epoch {result.best_epoch}), prediction {predict_seconds:.1f} s"
+    )
     print(format_metrics_table(evaluation))
 
 

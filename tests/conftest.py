@@ -12,7 +12,9 @@ from lapseg.data.synthetic import SyntheticConfig, synthetic_image
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
-TINY_SYNTHETIC = SyntheticConfig(shape=(96, 96), n_cells=(3, 6), radius=(7.0, 12.0), n_debris=(1, 2))
+TINY_SYNTHETIC = SyntheticConfig(
+    shape=(96, 96), n_cells=(3, 6), radius=(7.0, 12.0), n_debris=(1, 2)
+)
 
 
 def write_pairs(root: Path, n: int, *, seed: int, config: SyntheticConfig = TINY_SYNTHETIC) -> Path:

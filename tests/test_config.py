@@ -56,7 +56,7 @@ def test_model_override_changes_one_field_of_the_preset():
     ],
 )
 def test_bad_values_are_rejected_with_a_named_key(override: str, fragment: str):
-    with pytest.raises(LapsegInputError, match=None) as info:
+    with pytest.raises(LapsegInputError) as info:
         load_config(None, [override])
     assert fragment in str(info.value)
     assert "\n" not in str(info.value)
@@ -65,7 +65,7 @@ def test_bad_values_are_rejected_with_a_named_key(override: str, fragment: str):
 def test_bad_yaml_file_names_the_file(tmp_path: Path):
     path = tmp_path / "broken.yaml"
     path.write_text("train: [unclosed\n")
-    with pytest.raises(LapsegInputError, match="broken.yaml"):
+    with pytest.raises(LapsegInputError, match=r"broken\.yaml"):
         load_config(path)
     with pytest.raises(LapsegInputError, match="not found"):
         load_config(tmp_path / "missing.yaml")

@@ -29,13 +29,38 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
             "curves.png and run.json."
         ),
     )
-    p.add_argument("--data", required=True, type=Path, help="dataset folder (or CSV/JSON list with data.layout=list)")
-    p.add_argument("--out", required=True, type=Path, help="run folder to create (must be new or empty unless --resume)")
-    p.add_argument("--config", type=Path, help="YAML configuration file (see configs/ and docs/configuration.md)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override one option, e.g. --set train.lr=1e-3 --set model.preset=stemnet (repeatable)")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last.pt exactly")
-    p.add_argument("--device", help="cpu, cuda, cuda:1, mps (default: auto-detect; same as --set train.device=...)")
+    p.add_argument(
+        "--data",
+        required=True,
+        type=Path,
+        help="dataset folder (or CSV/JSON list with data.layout=list)",
+    )
+    p.add_argument(
+        "--out",
+        required=True,
+        type=Path,
+        help="run folder to create (must be new or empty unless --resume)",
+    )
+    p.add_argument(
+        "--config",
+        type=Path,
+        help="YAML configuration file (see configs/ and docs/configuration.md)",
+    )
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override one option, e.g. --set train.lr=1e-3 --set model.preset=stemnet (repeatable)",
+    )
+    p.add_argument(
+        "--resume", action="store_true", help="continue the run in --out from its last.pt exactly"
+    )
+    p.add_argument(
+        "--device",
+        help="cpu, cuda, cuda:1, mps (default: auto-detect; same as --set train.device=...)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -49,17 +74,38 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
             "models, class indices otherwise) and OUTPUT/probabilities/<stem>.tif (float32)."
         ),
     )
-    p.add_argument("--model", required=True, nargs="+", type=Path, help="checkpoint file(s) or run folder(s) (uses best.pt)")
+    p.add_argument(
+        "--model",
+        required=True,
+        nargs="+",
+        type=Path,
+        help="checkpoint file(s) or run folder(s) (uses best.pt)",
+    )
     p.add_argument("--input", required=True, type=Path, help="image file or folder of images")
-    p.add_argument("--output", required=True, type=Path, help="output folder (never the input's files)")
-    p.add_argument("--axes", help="axes of the input files, e.g. YX, YXC, CYX (default: from file metadata)")
-    p.add_argument("--tile-size", type=int, nargs=2, metavar=("Y", "X"), help="sliding-window tile size")
+    p.add_argument(
+        "--output", required=True, type=Path, help="output folder (never the input's files)"
+    )
+    p.add_argument(
+        "--axes", help="axes of the input files, e.g. YX, YXC, CYX (default: from file metadata)"
+    )
+    p.add_argument(
+        "--tile-size", type=int, nargs=2, metavar=("Y", "X"), help="sliding-window tile size"
+    )
     p.add_argument("--overlap", type=float, help="tile overlap fraction in [0, 1)")
-    p.add_argument("--blend", choices=("gaussian", "constant", "crop"), help="how overlapping tiles are combined")
+    p.add_argument(
+        "--blend",
+        choices=("gaussian", "constant", "crop"),
+        help="how overlapping tiles are combined",
+    )
     p.add_argument("--batch-size", type=int, help="tiles per forward pass")
-    p.add_argument("--threshold-method", choices=("fixed", "otsu", "tuned"),
-                   help="fixed (--threshold), otsu (per image) or tuned (stored with the model)")
-    p.add_argument("--threshold", type=float, help="probability threshold for the fixed method (default 0.5)")
+    p.add_argument(
+        "--threshold-method",
+        choices=("fixed", "otsu", "tuned"),
+        help="fixed (--threshold), otsu (per image) or tuned (stored with the model)",
+    )
+    p.add_argument(
+        "--threshold", type=float, help="probability threshold for the fixed method (default 0.5)"
+    )
     p.add_argument("--device", default="auto", help="cpu, cuda, mps (default: auto)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -74,10 +120,14 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
             "per_image.csv, summary.json and boxplots to --out."
         ),
     )
-    p.add_argument("--pred", required=True, type=Path, help="prediction folder (uses PRED/masks if present)")
+    p.add_argument(
+        "--pred", required=True, type=Path, help="prediction folder (uses PRED/masks if present)"
+    )
     p.add_argument("--truth", required=True, type=Path, help="ground-truth mask folder")
     p.add_argument("--out", type=Path, help="folder for per_image.csv, summary.json, boxplots")
-    p.add_argument("--num-classes", type=int, default=2, help="number of classes incl. background (default 2)")
+    p.add_argument(
+        "--num-classes", type=int, default=2, help="number of classes incl. background (default 2)"
+    )
 
 
 def _add_demo(sub: argparse._SubParsersAction) -> None:
@@ -86,8 +136,12 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
         help="generate synthetic cells, train, predict, evaluate (a few minutes on a CPU)",
         description="The whole pipeline on built-in synthetic microscopy data.",
     )
-    p.add_argument("--out", type=Path, default=Path("runs/demo"), help="demo folder (default runs/demo)")
-    p.add_argument("--minutes", type=float, default=3.0, help="training time budget in minutes (default 3)")
+    p.add_argument(
+        "--out", type=Path, default=Path("runs/demo"), help="demo folder (default runs/demo)"
+    )
+    p.add_argument(
+        "--minutes", type=float, default=3.0, help="training time budget in minutes (default 3)"
+    )
     p.add_argument("--device", default="auto", help="cpu, cuda, mps (default: auto)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -121,7 +175,9 @@ def run_train(args: argparse.Namespace) -> int:
         raise LapsegInputError("data folder not found", path=args.data)
     result = fit(config, args.data, args.out, resume=args.resume, progress=not args.no_progress)
     print(f"run folder: {result.run_dir}")
-    print(f"best epoch {result.best_epoch}: {result.best_metric:.4f} ({config.train.monitor}); stopped by {result.stopped_because}")
+    print(
+        f"best epoch {result.best_epoch}: {result.best_metric:.4f} ({config.train.monitor}); stopped by {result.stopped_because}"
+    )
     return 0
 
 
@@ -145,9 +201,17 @@ def run_predict(args: argparse.Namespace) -> int:
         raise LapsegInputError("--threshold-method tuned applies to binary (sigmoid) models only")
     inputs = discover_images(args.input)
     with tqdm(total=len(inputs), unit="image", disable=args.no_progress) as bar:
-        written = predict_files(models, inputs, args.output, axes=args.axes, predict=settings,
-                                on_image=lambda _: bar.update(1))
-    print(f"wrote {len(written)} mask(s) to {args.output / 'masks'} and probabilities to {args.output / 'probabilities'}")
+        written = predict_files(
+            models,
+            inputs,
+            args.output,
+            axes=args.axes,
+            predict=settings,
+            on_image=lambda _: bar.update(1),
+        )
+    print(
+        f"wrote {len(written)} mask(s) to {args.output / 'masks'} and probabilities to {args.output / 'probabilities'}"
+    )
     return 0
 
 
@@ -164,7 +228,9 @@ def run_evaluate(args: argparse.Namespace) -> int:
 def run_demo(args: argparse.Namespace) -> int:
     from lapseg.demo import run_demo as demo
 
-    demo(args.out, minutes=args.minutes, device=args.device, progress=not args.no_progress, log=print)
+    demo(
+        args.out, minutes=args.minutes, device=args.device, progress=not args.no_progress, log=print
+    )
     return 0
 
 
@@ -181,8 +247,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"lapseg: error: {error}", file=sys.stderr)
         return EXIT_INPUT_ERROR
     except KeyboardInterrupt:
-        print("lapseg: interrupted; a checkpoint was saved where training was running "
-              "(continue with: lapseg train --resume --data ... --out RUN_DIR)", file=sys.stderr)
+        print(
+            "lapseg: interrupted; a checkpoint was saved where training was running "
+            "(continue with: lapseg train --resume --data ... --out RUN_DIR)",
+            file=sys.stderr,
+        )
         return EXIT_INTERRUPTED
     except OSError as error:  # unwritable output folder, disk full, ...
         where = f"{error.filename}: " if getattr(error, "filename", None) else ""

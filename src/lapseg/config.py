@@ -23,6 +23,7 @@ from typing import Any
 import yaml
 
 from lapseg.errors import LapsegInputError
+from lapseg.models.registry import PRESETS
 from lapseg.models.unet import UNetConfig
 
 MASK_KINDS = ("binary", "instance", "classes")
@@ -109,7 +110,12 @@ class NormalizationConfig:
     high_percentile: float = 99.8
 
     def __post_init__(self) -> None:
-        _choice("normalization", "mode", self.mode, ("percentile", "percentile+meanstd", "meanstd", "none"))
+        _choice(
+            "normalization",
+            "mode",
+            self.mode,
+            ("percentile", "percentile+meanstd", "meanstd", "none"),
+        )
         if not 0.0 <= self.low_percentile < self.high_percentile <= 100.0:
             raise LapsegInputError(
                 "normalization percentiles must satisfy 0 <= low_percentile < high_percentile <= 100"
@@ -140,7 +146,9 @@ class LossConfig:
     def __post_init__(self) -> None:
         _choice("loss", "class_weighting", self.class_weighting, CLASS_WEIGHTING)
         if self.class_weighting == "fixed" and not self.class_weights:
-            raise LapsegInputError("loss.class_weighting=fixed needs loss.class_weights, e.g. [1, 2]")
+            raise LapsegInputError(
+                "loss.class_weighting=fixed needs loss.class_weights, e.g. [1, 2]"
+            )
         _positive("loss", "w0", self.w0, allow_zero=True)
         _positive("loss", "sigma", self.sigma)
 
@@ -258,7 +266,7 @@ class LapsegConfig:
     data: DataConfig = field(default_factory=DataConfig)
     normalization: NormalizationConfig = field(default_factory=NormalizationConfig)
     model_preset: str = "default"
-    model: UNetConfig = field(default_factory=UNetConfig)
+    model: UNetConfig = field(default_factory=lambda: PRESETS["default"])
     loss: LossConfig = field(default_factory=LossConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -368,8 +376,6 @@ def config_to_dict(config: LapsegConfig) -> dict[str, Any]:
 
 def config_from_dict(values: dict[str, Any]) -> LapsegConfig:
     """Build a :class:`LapsegConfig` from a nested mapping (as in a YAML file)."""
-    from lapseg.models.registry import PRESETS
-
     if values is None:
         values = {}
     if not isinstance(values, dict):
@@ -390,7 +396,9 @@ def config_from_dict(values: dict[str, Any]) -> LapsegConfig:
         raise LapsegInputError(
             f"model.preset={preset!r} is unknown; valid presets: {', '.join(sorted(PRESETS))}"
         )
-    base = {f.name: _plain(getattr(PRESETS[preset], f.name)) for f in dataclasses.fields(UNetConfig)}
+    base = {
+        f.name: _plain(getattr(PRESETS[preset], f.name)) for f in dataclasses.fields(UNetConfig)
+    }
     base.update(model_values)
     kwargs["model"] = section_from_dict(UNetConfig, base, section="model")
     kwargs["model_preset"] = preset
@@ -404,7 +412,9 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     key, raw = text.split("=", 1)
     parts = key.strip().split(".")
     if len(parts) < 2 or not all(parts):
-        raise LapsegInputError(f"override {text!r} must name a section and a key, e.g. train.lr=1e-3")
+        raise LapsegInputError(
+            f"override {text!r} must name a section and a key, e.g. train.lr=1e-3"
+        )
     try:
         value = yaml.safe_load(raw) if raw.strip() else ""
     except yaml.YAMLError as error:

@@ -56,10 +56,16 @@ def run_demo(
     log = log or (lambda _message: None)
     out = Path(out)
     if out.exists() and any(out.iterdir()):
-        raise LapsegInputError("demo folder exists and is not empty; remove it or pass --out", path=out)
+        raise LapsegInputError(
+            "demo folder exists and is not empty; remove it or pass --out", path=out
+        )
     synthetic = SyntheticConfig()
-    log(f"[1/4] generating {N_TRAIN_IMAGES} training and {N_TEST_IMAGES} test images in {out / 'data'}")
-    write_synthetic_dataset(out / "data" / "train", n_images=N_TRAIN_IMAGES, config=synthetic, rng=1)
+    log(
+        f"[1/4] generating {N_TRAIN_IMAGES} training and {N_TEST_IMAGES} test images in {out / 'data'}"
+    )
+    write_synthetic_dataset(
+        out / "data" / "train", n_images=N_TRAIN_IMAGES, config=synthetic, rng=1
+    )
     write_synthetic_dataset(out / "data" / "test", n_images=N_TEST_IMAGES, config=synthetic, rng=2)
 
     log(f"[2/4] training the default U-Net for up to {minutes:g} min")
@@ -67,8 +73,10 @@ def run_demo(
         None, [*DEMO_OVERRIDES, f"train.time_budget_minutes={minutes}", f"train.device={device}"]
     )
     result = fit(config, out / "data" / "train", out / "run", progress=progress)
-    log(f"      best epoch {result.best_epoch} (validation Dice {result.best_metric:.3f}), "
-          f"stopped by {result.stopped_because}")
+    log(
+        f"      best epoch {result.best_epoch} (validation Dice {result.best_metric:.3f}), "
+        f"stopped by {result.stopped_because}"
+    )
 
     log("[3/4] predicting the held-out images")
     model = load_model(result.run_dir, device=device)
@@ -76,7 +84,9 @@ def run_demo(
     predict_files([model], inputs, out / "predictions")
 
     log("[4/4] evaluating")
-    evaluation = evaluate_folders(out / "predictions", out / "data" / "test" / "masks", out_dir=out / "evaluation")
+    evaluation = evaluate_folders(
+        out / "predictions", out / "data" / "test" / "masks", out_dir=out / "evaluation"
+    )
     log(format_metrics_table(evaluation))
     for path in inputs[:4]:
         image = read_image(path).array[0].astype(np.float32)
@@ -85,5 +95,3 @@ def run_demo(
         save_overlay(image, truth, pred, out / "overlays" / f"{path.stem}.png")
     log(f"done: run folder {out / 'run'}, overlays in {out / 'overlays'}")
     return evaluation.pooled
-
-

@@ -12,10 +12,22 @@ import tifffile
 from lapseg.cli import main
 
 TINY = [
-    "--set", "model.base_features=4", "--set", "model.depth=2", "--set", "train.epochs=1",
-    "--set", "train.patch_size=[48, 48]", "--set", "train.patches_per_epoch=4",
-    "--set", "train.batch_size=4", "--set", "train.tensorboard=false",
-    "--set", "predict.tile_size=[64, 64]",
+    "--set",
+    "model.base_features=4",
+    "--set",
+    "model.depth=2",
+    "--set",
+    "train.epochs=1",
+    "--set",
+    "train.patch_size=[48, 48]",
+    "--set",
+    "train.patches_per_epoch=4",
+    "--set",
+    "train.batch_size=4",
+    "--set",
+    "train.tensorboard=false",
+    "--set",
+    "predict.tile_size=[64, 64]",
 ]
 
 
@@ -41,14 +53,28 @@ def trained_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     root = tmp_path_factory.mktemp("cli")
     data = write_pairs(root / "data", 4, seed=3)
-    assert main(["train", "--data", str(data), "--out", str(root / "run"), "--no-progress", *TINY]) == 0
+    assert (
+        main(["train", "--data", str(data), "--out", str(root / "run"), "--no-progress", *TINY])
+        == 0
+    )
     return root
 
 
 def test_train_predict_evaluate_round_trip(trained_run: Path, capsys, tmp_path: Path):
     out = tmp_path / "pred"
-    code, stdout, _ = run(["predict", "--model", trained_run / "run", "--input",
-                           trained_run / "data" / "images", "--output", out, "--no-progress"], capsys)
+    code, stdout, _ = run(
+        [
+            "predict",
+            "--model",
+            trained_run / "run",
+            "--input",
+            trained_run / "data" / "images",
+            "--output",
+            out,
+            "--no-progress",
+        ],
+        capsys,
+    )
     assert code == 0
     masks = sorted((out / "masks").glob("*.tif"))
     probs = sorted((out / "probabilities").glob("*.tif"))
@@ -58,17 +84,29 @@ def test_train_predict_evaluate_round_trip(trained_run: Path, capsys, tmp_path: 
     prob = tifffile.imread(probs[0])
     assert mask.shape == prob.shape == (96, 96)
     assert set(np.unique(mask)) <= {0, 255}
-    assert prob.dtype == np.float32 and 0.0 <= prob.min() and prob.max() <= 1.0
+    assert prob.dtype == np.float32 and prob.min() >= 0.0 and prob.max() <= 1.0
     np.testing.assert_array_equal(mask == 255, prob > 0.5)
-    code, stdout, _ = run(["evaluate", "--pred", out, "--truth", trained_run / "data" / "masks",
-                           "--out", tmp_path / "eval"], capsys)
+    code, stdout, _ = run(
+        [
+            "evaluate",
+            "--pred",
+            out,
+            "--truth",
+            trained_run / "data" / "masks",
+            "--out",
+            tmp_path / "eval",
+        ],
+        capsys,
+    )
     assert code == 0
     assert "dice" in stdout
     assert (tmp_path / "eval" / "summary.json").is_file()
 
 
 def test_train_missing_data_folder(tmp_path: Path, capsys):
-    code, _, err = run(["train", "--data", tmp_path / "nope", "--out", tmp_path / "run", *TINY], capsys)
+    code, _, err = run(
+        ["train", "--data", tmp_path / "nope", "--out", tmp_path / "run", *TINY], capsys
+    )
     assert_one_line_error(code, err, "nope")
     assert not (tmp_path / "run").exists()
 
@@ -97,14 +135,18 @@ def test_train_corrupt_image(tiny_dataset: Path, tmp_path: Path, capsys):
 def test_train_empty_dataset(tmp_path: Path, capsys):
     (tmp_path / "data" / "images").mkdir(parents=True)
     (tmp_path / "data" / "masks").mkdir(parents=True)
-    code, _, err = run(["train", "--data", tmp_path / "data", "--out", tmp_path / "run", *TINY], capsys)
+    code, _, err = run(
+        ["train", "--data", tmp_path / "data", "--out", tmp_path / "run", *TINY], capsys
+    )
     assert_one_line_error(code, err)
     assert not (tmp_path / "run").exists()
 
 
 def test_train_invalid_config_value(tiny_dataset: Path, tmp_path: Path, capsys):
-    code, _, err = run(["train", "--data", tiny_dataset, "--out", tmp_path / "run", *TINY,
-                        "--set", "train.lr=-3"], capsys)
+    code, _, err = run(
+        ["train", "--data", tiny_dataset, "--out", tmp_path / "run", *TINY, "--set", "train.lr=-3"],
+        capsys,
+    )
     assert_one_line_error(code, err, "train.lr")
 
 
@@ -115,15 +157,27 @@ def test_unknown_option_exits_2(capsys):
 
 
 def test_predict_missing_model(tmp_path: Path, capsys):
-    code, _, err = run(["predict", "--model", tmp_path / "none.pt", "--input", tmp_path,
-                        "--output", tmp_path / "o"], capsys)
+    code, _, err = run(
+        [
+            "predict",
+            "--model",
+            tmp_path / "none.pt",
+            "--input",
+            tmp_path,
+            "--output",
+            tmp_path / "o",
+        ],
+        capsys,
+    )
     assert_one_line_error(code, err, "none.pt")
 
 
 def test_predict_corrupt_checkpoint(tmp_path: Path, capsys):
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"\x00garbage")
-    code, _, err = run(["predict", "--model", bad, "--input", tmp_path, "--output", tmp_path / "o"], capsys)
+    code, _, err = run(
+        ["predict", "--model", bad, "--input", tmp_path, "--output", tmp_path / "o"], capsys
+    )
     assert_one_line_error(code, err, "bad.pt")
 
 
@@ -131,8 +185,19 @@ def test_predict_never_overwrites_inputs(trained_run: Path, tmp_path: Path, caps
     images = tmp_path / "masks"
     shutil.copytree(trained_run / "data" / "images", images)
     before = {p.name: p.read_bytes() for p in images.iterdir()}
-    code, _, err = run(["predict", "--model", trained_run / "run", "--input", images,
-                        "--output", tmp_path, "--no-progress"], capsys)
+    code, _, err = run(
+        [
+            "predict",
+            "--model",
+            trained_run / "run",
+            "--input",
+            images,
+            "--output",
+            tmp_path,
+            "--no-progress",
+        ],
+        capsys,
+    )
     assert_one_line_error(code, err, "overwrite")
     assert {p.name: p.read_bytes() for p in images.iterdir()} == before
 
@@ -141,8 +206,19 @@ def test_predict_corrupt_input_leaves_no_partial_file(trained_run: Path, tmp_pat
     inputs = tmp_path / "in"
     inputs.mkdir()
     (inputs / "broken.tif").write_bytes(b"II*\x00garbage")
-    code, _, err = run(["predict", "--model", trained_run / "run", "--input", inputs,
-                        "--output", tmp_path / "out", "--no-progress"], capsys)
+    code, _, err = run(
+        [
+            "predict",
+            "--model",
+            trained_run / "run",
+            "--input",
+            inputs,
+            "--output",
+            tmp_path / "out",
+            "--no-progress",
+        ],
+        capsys,
+    )
     assert_one_line_error(code, err, "broken.tif")
     leftovers = list((tmp_path / "out").rglob("*")) if (tmp_path / "out").exists() else []
     assert not [p for p in leftovers if p.is_file()]
@@ -150,8 +226,9 @@ def test_predict_corrupt_input_leaves_no_partial_file(trained_run: Path, tmp_pat
 
 def test_evaluate_missing_prediction(trained_run: Path, tmp_path: Path, capsys):
     (tmp_path / "pred").mkdir()
-    code, _, err = run(["evaluate", "--pred", tmp_path / "pred", "--truth",
-                        trained_run / "data" / "masks"], capsys)
+    code, _, err = run(
+        ["evaluate", "--pred", tmp_path / "pred", "--truth", trained_run / "data" / "masks"], capsys
+    )
     assert_one_line_error(code, err)
 
 

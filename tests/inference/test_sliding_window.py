@@ -220,3 +220,19 @@ def test_tile_size_error_suggests_a_fix() -> None:
 def test_wrong_output_margin_is_reported() -> None:
     with pytest.raises(LapsegInputError, match="output_margin"):
         predict_sliding_window(_valid_net(1, 1), torch.zeros(1, 40, 40), tile_size=(16, 16))
+
+
+def test_numpy_integer_tile_size_is_accepted() -> None:
+    image = torch.randn(1, 20, 20)
+    result = predict_sliding_window(lambda x: x, image, tile_size=tuple(np.array([16, 16])))
+    torch.testing.assert_close(result, image)
+
+
+def test_changing_channel_count_is_reported() -> None:
+    calls = iter(range(100))
+
+    def predictor(batch: torch.Tensor) -> torch.Tensor:
+        return batch.repeat(1, 1 + next(calls), 1, 1)
+
+    with pytest.raises(LapsegInputError, match="channels"):
+        predict_sliding_window(predictor, torch.zeros(1, 64, 64), tile_size=(16, 16), batch_size=2)

@@ -40,7 +40,9 @@ def test_plateau_reduces_after_patience():
 
 def test_piecewise_with_explicit_factors_reproduces_002_table():
     config = TrainConfig(
-        schedule="piecewise", lr=1e-3, milestones=(20, 100, 150, 200, 250),
+        schedule="piecewise",
+        lr=1e-3,
+        milestones=(20, 100, 150, 200, 250),
         milestone_factors=(0.5, 0.1, 0.05, 0.01, 0.005),
     )
     lrs = [config.lr * lr_factor(e, config) for e in (0, 19, 20, 99, 100, 150, 200, 250, 399)]

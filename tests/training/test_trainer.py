@@ -25,8 +25,16 @@ TINY = [
 def test_run_folder_contents_and_checkpoint(tiny_dataset: Path, tmp_path: Path):
     result = fit(load_config(None, TINY), tiny_dataset, tmp_path / "run", progress=False)
     run = result.run_dir
-    for name in ("config.yaml", "split.json", "best.pt", "last.pt", "history.csv", "curves.png",
-                 "run.json", "normalization.json"):
+    for name in (
+        "config.yaml",
+        "split.json",
+        "best.pt",
+        "last.pt",
+        "history.csv",
+        "curves.png",
+        "run.json",
+        "normalization.json",
+    ):
         assert (run / name).is_file(), name
     assert len(result.history) == 2
     assert {"train_loss", "val_loss", "val_dice", "lr"} <= set(result.history[0])
@@ -35,7 +43,9 @@ def test_run_folder_contents_and_checkpoint(tiny_dataset: Path, tmp_path: Path):
     assert checkpoint["config"]["model"]["base_features"] == 4
     # the split is by name, disjoint, and covers the six samples
     split = checkpoint["split"]
-    assert sorted(split["train"] + split["val"] + split["test"]) == sorted(f"img{i}" for i in range(6))
+    assert sorted(split["train"] + split["val"] + split["test"]) == sorted(
+        f"img{i}" for i in range(6)
+    )
 
 
 def test_refuses_non_empty_run_folder(tiny_dataset: Path, tmp_path: Path):
@@ -46,7 +56,9 @@ def test_refuses_non_empty_run_folder(tiny_dataset: Path, tmp_path: Path):
         fit(load_config(None, TINY), tiny_dataset, run, progress=False)
 
 
-def test_resume_after_interrupt_equals_uninterrupted_run(tiny_dataset: Path, tmp_path: Path, monkeypatch):
+def test_resume_after_interrupt_equals_uninterrupted_run(
+    tiny_dataset: Path, tmp_path: Path, monkeypatch
+):
     config = load_config(None, [*TINY, "train.epochs=3", "model.dropout=0.2"])
     full = fit(config, tiny_dataset, tmp_path / "full", progress=False)
 
@@ -78,17 +90,25 @@ def test_resume_after_interrupt_equals_uninterrupted_run(tiny_dataset: Path, tmp
 @pytest.mark.slow
 def test_end_to_end_training_reaches_high_held_out_dice(tmp_path: Path):
     from conftest import write_pairs
-
     from lapseg.inference.predict import load_model, predict_probabilities
     from lapseg.io.images import read_image, read_mask
 
     train_root = write_pairs(tmp_path / "train", 12, seed=1)
     test_root = write_pairs(tmp_path / "test", 4, seed=2)
-    config = load_config(None, [
-        "model.base_features=8", "model.depth=3", "train.epochs=15", "train.patch_size=[96, 96]",
-        "train.patches_per_epoch=32", "train.batch_size=8", "train.lr=0.003",
-        "train.tensorboard=false", "predict.tile_size=[96, 96]",
-    ])
+    config = load_config(
+        None,
+        [
+            "model.base_features=8",
+            "model.depth=3",
+            "train.epochs=15",
+            "train.patch_size=[96, 96]",
+            "train.patches_per_epoch=32",
+            "train.batch_size=8",
+            "train.lr=0.003",
+            "train.tensorboard=false",
+            "predict.tile_size=[96, 96]",
+        ],
+    )
     result = fit(config, train_root, tmp_path / "run", progress=False)
     model = load_model(result.run_dir)
     tp = fp = fn = 0

@@ -19,9 +19,9 @@ from lapseg.config import AugmentConfig, DataConfig, LapsegConfig
 from lapseg.data.geometry import center_crop_or_pad, pad_to_at_least, resize_to, sample_patch_origin
 from lapseg.data.masks import mask_to_target
 from lapseg.data.normalization import NormalizationStats, apply_normalization
+from lapseg.errors import LapsegInputError
 from lapseg.io.discovery import SamplePaths
 from lapseg.io.images import read_image, read_mask
-from lapseg.errors import LapsegInputError
 from lapseg.transforms.basic import augment_pair
 
 
@@ -137,7 +137,11 @@ class PatchDataset(torch.utils.data.Dataset):
         self.padded: list[tuple[np.ndarray, np.ndarray, np.ndarray | None]] = []
         for sample in samples:
             m = output_margin
-            image = np.pad(sample.image, ((0, 0), (m, m), (m, m)), mode="reflect") if m else sample.image
+            image = (
+                np.pad(sample.image, ((0, 0), (m, m), (m, m)), mode="reflect")
+                if m
+                else sample.image
+            )
             image, _ = pad_to_at_least(image, self.patch_size, mode="reflect")
             target, _ = pad_to_at_least(sample.target, out_size, mode="reflect")
             weights = None

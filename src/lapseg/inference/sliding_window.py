@@ -155,7 +155,7 @@ def _check_options(
             raise LapsegInputError(f"{name} must be an integer >= {minimum}, got {value!r}")
     if (
         len(tile_size) != 2
-        or not all(isinstance(t, int) and not isinstance(t, bool) for t in tile_size)
+        or not all(isinstance(t, int | np.integer) and not isinstance(t, bool) for t in tile_size)
         or min(tile_size) <= 2 * output_margin
     ):
         raise LapsegInputError(
@@ -291,6 +291,10 @@ def predict_sliding_window(
                 f"({output_margin})"
             )
         output = output.detach()
+        if result is not None and output.shape[1] != result.shape[0]:
+            raise LapsegInputError(
+                f"predictor returned {output.shape[1]} channels, earlier {result.shape[0]}"
+            )
         if result is None:
             result = torch.zeros(
                 (output.shape[1], height, width), dtype=torch.float32, device=device

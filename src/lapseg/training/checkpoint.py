@@ -49,14 +49,18 @@ def resolve_checkpoint_path(path: str | Path, *, name: str = "best.pt") -> Path:
     return path
 
 
-def load_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+def load_checkpoint(
+    path: str | Path, *, map_location: str | torch.device = "cpu"
+) -> dict[str, Any]:
     """Load a lapseg checkpoint with ``weights_only=True`` (no arbitrary code can run)."""
     path = Path(path)
     try:
         checkpoint = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as error:  # corrupt file, not a torch file, unsafe pickle content
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise LapsegInputError(f"not a readable lapseg checkpoint ({first[:200]})", path=path) from None
+        raise LapsegInputError(
+            f"not a readable lapseg checkpoint ({first[:200]})", path=path
+        ) from None
     if not isinstance(checkpoint, dict) or checkpoint.get("format") != CHECKPOINT_FORMAT:
         raise LapsegInputError(f"not a {CHECKPOINT_FORMAT} checkpoint", path=path)
     return checkpoint

@@ -60,7 +60,9 @@ class PlateauState:
 
     def update(self, value: float, *, higher_is_better: bool, patience: int, gamma: float) -> None:
         """Record one validation value."""
-        improved = self.best is None or (value > self.best if higher_is_better else value < self.best)
+        improved = self.best is None or (
+            value > self.best if higher_is_better else value < self.best
+        )
         if improved:
             self.best = value
             self.bad_epochs = 0

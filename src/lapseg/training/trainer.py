@@ -50,7 +50,13 @@ from lapseg.training.checkpoint import (
     save_checkpoint,
 )
 from lapseg.training.history import TensorBoardLog, write_history_csv
-from lapseg.training.loop import logits_to_labels, predict_logits, select_device, train_one_epoch, validate
+from lapseg.training.loop import (
+    logits_to_labels,
+    predict_logits,
+    select_device,
+    train_one_epoch,
+    validate,
+)
 from lapseg.training.schedules import PlateauState, lr_factor
 
 
@@ -78,7 +84,9 @@ def discover_samples(data_root: str | Path, config: LapsegConfig) -> list[Sample
             mask_suffix=data.mask_suffix,
         )
     if data.layout == "sample-folders":
-        return discover_sample_folders(data_root, image_name=data.image_name, mask_name=data.mask_name)
+        return discover_sample_folders(
+            data_root, image_name=data.image_name, mask_name=data.mask_name
+        )
     return read_sample_list(data_root)
 
 
@@ -102,7 +110,9 @@ def compute_class_weights(samples: Sequence[Sample], config: LapsegConfig) -> li
         return None
     if method == "fixed":
         return [float(w) for w in config.loss.class_weights]
-    counts = class_pixel_counts((s.target for s in samples), num_classes=max(config.model.out_channels, 2))
+    counts = class_pixel_counts(
+        (s.target for s in samples), num_classes=max(config.model.out_channels, 2)
+    )
     functions = {
         "median_frequency": median_frequency_weights,
         "inverse_frequency": inverse_frequency_weights,
@@ -112,7 +122,10 @@ def compute_class_weights(samples: Sequence[Sample], config: LapsegConfig) -> li
 
 
 def _load_split_samples(
-    samples: Sequence[SamplePaths], names: Sequence[str], config: LapsegConfig, stats: NormalizationStats,
+    samples: Sequence[SamplePaths],
+    names: Sequence[str],
+    config: LapsegConfig,
+    stats: NormalizationStats,
     raw: dict[str, tuple[np.ndarray, np.ndarray]],
 ) -> list[Sample]:
     by_name = {s.name: s for s in samples}
@@ -199,9 +212,15 @@ def fit(
     if config.loss.border_weights:
         balance = "balanced" if config.loss.class_weighting == "none" else None
         train_samples = [
-            Sample(s.name, s.image, s.target, s.instances,
-                   border_weight_map(s.instances, w0=config.loss.w0, sigma=config.loss.sigma,
-                                     class_weights=balance))
+            Sample(
+                s.name,
+                s.image,
+                s.target,
+                s.instances,
+                border_weight_map(
+                    s.instances, w0=config.loss.w0, sigma=config.loss.sigma, class_weights=balance
+                ),
+            )
             for s in train_samples
         ]
     class_weights = compute_class_weights(train_samples, config)
@@ -282,7 +301,11 @@ def fit(
             "optimizer_state": optimizer.state_dict(),
             "scaler_state": scaler.state_dict() if scaler is not None else {},
             "rng_states": capture_rng_states(numpy_rng),
-            "plateau": {"best": plateau.best, "bad_epochs": plateau.bad_epochs, "factor": plateau.factor},
+            "plateau": {
+                "best": plateau.best,
+                "bad_epochs": plateau.bad_epochs,
+                "factor": plateau.factor,
+            },
             "normalization": stats.to_dict(),
             "threshold": config.predict.threshold,
             "split": split,
@@ -317,8 +340,16 @@ def fit(
 
     try:
         while epoch < train_cfg.epochs:
-            fraction = None if budget is None else (elapsed_before + time.perf_counter() - start_time) / budget
-            lr = train_cfg.lr * lr_factor(epoch, train_cfg, budget_fraction=fraction) * plateau.factor
+            fraction = (
+                None
+                if budget is None
+                else (elapsed_before + time.perf_counter() - start_time) / budget
+            )
+            lr = (
+                train_cfg.lr
+                * lr_factor(epoch, train_cfg, budget_fraction=fraction)
+                * plateau.factor
+            )
             for group in optimizer.param_groups:
                 group["lr"] = lr
             dataset.set_epoch(epoch)
@@ -326,14 +357,30 @@ def fit(
             epoch_start = time.perf_counter()
             row: dict[str, Any] = {"epoch": epoch + 1, "lr": lr}
             row.update(
-                train_one_epoch(model, loader, loss_fn, optimizer, device=device, scaler=scaler,
-                                use_pixel_weights=config.loss.border_weights, on_batch=on_batch)
+                train_one_epoch(
+                    model,
+                    loader,
+                    loss_fn,
+                    optimizer,
+                    device=device,
+                    scaler=scaler,
+                    use_pixel_weights=config.loss.border_weights,
+                    on_batch=on_batch,
+                )
             )
             is_last = epoch + 1 == train_cfg.epochs or over_budget()
-            if (epoch + 1) % train_cfg.val_every == 0 or is_last:
-                if val_samples:
-                    row.update(validate(model, val_samples, loss_fn, predict=config.predict,
-                                        device=device, num_classes=num_classes, amp=scaler is not None))
+            if val_samples and ((epoch + 1) % train_cfg.val_every == 0 or is_last):
+                row.update(
+                    validate(
+                        model,
+                        val_samples,
+                        loss_fn,
+                        predict=config.predict,
+                        device=device,
+                        num_classes=num_classes,
+                        amp=scaler is not None,
+                    )
+                )
             row["epoch_seconds"] = time.perf_counter() - epoch_start
             history.append(row)
             epoch += 1
@@ -346,9 +393,19 @@ def fit(
                 best_metric, best_epoch = score, epoch
                 save_checkpoint(run_dir / "best.pt", checkpoint_payload(epoch, finished=False))
             if value is not None and train_cfg.schedule == "plateau":
-                plateau.update(value, higher_is_better=higher_is_better,
-                               patience=train_cfg.plateau_patience, gamma=train_cfg.gamma)
-            bar.set_postfix({k: f"{v:.4f}" for k, v in row.items() if k in ("train_loss", "val_loss", "val_dice")})
+                plateau.update(
+                    value,
+                    higher_is_better=higher_is_better,
+                    patience=train_cfg.plateau_patience,
+                    gamma=train_cfg.gamma,
+                )
+            bar.set_postfix(
+                {
+                    k: f"{v:.4f}"
+                    for k, v in row.items()
+                    if k in ("train_loss", "val_loss", "val_dice")
+                }
+            )
             tensorboard.log(row, epoch)
             write_history_csv(run_dir / "history.csv", history)
             save_learning_curves(history, run_dir / "curves.png")
@@ -387,8 +444,11 @@ def fit(
             "n_train": len(split["train"]),
             "n_val": len(split["val"]),
             "n_test": len(split.get("test", [])),
-            "tensorboard": "written" if tensorboard.available else
-            ("disabled" if not train_cfg.tensorboard else "unavailable: pip install tensorboard"),
+            "tensorboard": "written"
+            if tensorboard.available
+            else (
+                "disabled" if not train_cfg.tensorboard else "unavailable: pip install tensorboard"
+            ),
             "environment": _environment(device),
         },
     )
@@ -406,8 +466,12 @@ def fit(
 def _make_optimizer(model: torch.nn.Module, config: LapsegConfig) -> torch.optim.Optimizer:
     train = config.train
     if train.optimizer == "sgd":
-        return torch.optim.SGD(model.parameters(), lr=train.lr, momentum=train.momentum,
-                               weight_decay=train.weight_decay)
+        return torch.optim.SGD(
+            model.parameters(),
+            lr=train.lr,
+            momentum=train.momentum,
+            weight_decay=train.weight_decay,
+        )
     if train.optimizer == "adamw":
         return torch.optim.AdamW(model.parameters(), lr=train.lr, weight_decay=train.weight_decay)
     return torch.optim.Adam(model.parameters(), lr=train.lr, weight_decay=train.weight_decay)
@@ -421,7 +485,9 @@ def _finalise_threshold(
     if config.predict.threshold_method != "tuned" or config.model.out_channels != 1:
         return config.predict.threshold
     if not val_samples:
-        raise LapsegInputError("predict.threshold_method=tuned needs a validation split (data.val_fraction > 0)")
+        raise LapsegInputError(
+            "predict.threshold_method=tuned needs a validation split (data.val_fraction > 0)"
+        )
     from lapseg.inference.thresholds import tune_threshold
 
     checkpoint = load_checkpoint(best_path)
@@ -431,7 +497,9 @@ def _finalise_threshold(
     probabilities, truths = [], []
     with torch.inference_mode():
         for sample in val_samples:
-            logits = predict_logits(model, torch.from_numpy(sample.image).to(device), config.predict)
+            logits = predict_logits(
+                model, torch.from_numpy(sample.image).to(device), config.predict
+            )
             probabilities.append(torch.sigmoid(logits[0]).cpu().numpy())
             truths.append(sample.target)
     threshold, _ = tune_threshold(probabilities, truths)

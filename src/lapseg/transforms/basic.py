@@ -12,7 +12,9 @@ import numpy as np
 from lapseg.config import AugmentConfig
 
 
-def dihedral_transform(array: np.ndarray, *, k_rot90: int, flip_y: bool, flip_x: bool) -> np.ndarray:
+def dihedral_transform(
+    array: np.ndarray, *, k_rot90: int, flip_y: bool, flip_x: bool
+) -> np.ndarray:
     """Apply flips then ``k_rot90`` quarter turns to the last two axes of ``array``.
 
     Parameters
