@@ -9,8 +9,8 @@ One single-channel square image (default 2048 x 2048), tile 256, overlap 0.25, G
   mode "gaussian").
 
 Times are medians of interleaved rounds in this process (see ``common.py``); peak memory is
-measured for each tiler in a fresh subprocess (``--memory-only lapseg|monai``) since ru_maxrss
-only grows. Run from the repository root::
+measured for each tiler in a fresh subprocess (``--memory-only lapseg|monai``), as the peak RSS
+(``VmHWM``) of that process. Run from the repository root::
 
     .venv/bin/python benchmarks/bench_tiled_inference.py [--size 2048] [--rounds 3]
 """
@@ -123,6 +123,23 @@ def network_gflop_per_tile(model: nn.Module) -> float:
     return counter.get_total_flops() / 1e9
 
 
+def current_peak_rss_mib() -> float:
+    """Peak RSS of this process image in MiB.
+
+    Linux ``VmHWM`` (reset by ``exec``). ``ru_maxrss`` is not usable in a child: the kernel
+    carries the parent's peak over ``fork``/``exec``, so every child would report at least the
+    parent's size. Falls back to ``common.peak_rss_mib`` elsewhere.
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return peak_rss_mib()
+
+
 def memory_only(which: str, size: int) -> None:
     """Print the peak RSS of one call of ``which`` (run in a fresh process)."""
     model = build_model()
@@ -131,9 +148,9 @@ def memory_only(which: str, size: int) -> None:
         import monai.inferers  # noqa: F401  (import cost is not part of the call)
     with torch.inference_mode():  # load the kernels on a tiny input (few activations)
         model(torch.zeros(1, 1, 32, 32).contiguous(memory_format=torch.channels_last))
-    setup = peak_rss_mib()
+    setup = current_peak_rss_mib()
     (run_lapseg if which == "lapseg" else run_monai)(model, image)
-    print(f"setup_mib={setup:.1f} peak_mib={peak_rss_mib():.1f}")
+    print(f"setup_mib={setup:.1f} peak_mib={current_peak_rss_mib():.1f}")
 
 
 def measure_memory(which: str, size: int) -> tuple[float, float]:

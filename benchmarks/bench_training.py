@@ -4,7 +4,7 @@ Run from the repository root (needs ``pip install monai`` for the peer)::
 
     .venv/bin/python benchmarks/bench_training.py
 
-Training: images/s at 256x256, batch 8, forward + backward + Adam step, fp32, channels_last,
+Training: images/s at 256x256, batch 8, forward + backward + Adam step (fused), fp32, channels_last,
 eager mode, for the ``default`` preset and MONAI ``BasicUNet(features=(16, 16, 32, 64, 128, 16))``.
 Inference: output megapixels/s, batch 8, ``torch.inference_mode``, with and without
 :func:`lapseg.models.fuse_batchnorm`, for ``default``, ``cryo-sem`` (256x256 inputs) and
@@ -31,15 +31,14 @@ from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import (  # noqa: E402
+from common import (
     PROBE_FLOPS,
     interleaved_medians,
     make_peak_probe,
     peak_rss_mib,
     print_machine_info,
 )
-
-from lapseg.models import count_parameters, create_model, fuse_batchnorm  # noqa: E402
+from lapseg.models import count_parameters, create_model, fuse_batchnorm
 
 BATCH = 8
 SIZE = 256
@@ -67,7 +66,8 @@ def _monai_peer() -> nn.Module | None:
 def _train_step(model: nn.Module) -> tuple[Callable[[], None], float]:
     """A training step closure on fixed data and its FLOPs (forward + backward)."""
     model = model.to(memory_format=CL).train()
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    # fused Adam (CPU, CUDA, MPS): one kernel instead of ~10 small ops per parameter tensor
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, fused=True)
     x = torch.randn(BATCH, 1, SIZE, SIZE).to(memory_format=CL)
     y = (torch.rand(BATCH, 1, SIZE, SIZE) > 0.5).float()
 
@@ -85,19 +85,22 @@ def _train_step(model: nn.Module) -> tuple[Callable[[], None], float]:
 
 
 def _infer(model: nn.Module, size: int) -> tuple[Callable[[], None], float, int]:
-    """An inference closure, its FLOPs and the output pixels per call."""
+    """An inference closure, its FLOPs and the output pixels per call.
+
+    FLOPs are counted on one image and scaled by the batch (they are linear in it), which also
+    serves as the warm-up: a full extra batch would cost ~10 s for ronneberger2015 at 572.
+    """
     model = model.to(memory_format=CL).eval()
     x = torch.randn(BATCH, 1, size, size).to(memory_format=CL)
     with torch.inference_mode(), FlopCounterMode(display=False) as counter:
-        out = model(x)
-    pixels = out.shape[0] * out.shape[-2] * out.shape[-1]
+        out = model(x[:1])
+    pixels = BATCH * out.shape[-2] * out.shape[-1]
 
     def run() -> None:
         with torch.inference_mode():
             model(x)
 
-    run()  # warm-up
-    return run, float(counter.get_total_flops()), pixels
+    return run, float(counter.get_total_flops()) * BATCH, pixels
 
 
 def _line(name: str, seconds: float, flops: float, probe_gflops: float, unit: str) -> str:
@@ -126,7 +129,7 @@ def bench_training(rounds: int) -> None:
     timed = {name: _repeat(fn, reps[name]) for name, fn in candidates.items()}
     med = {k: v / reps[k] for k, v in interleaved_medians(timed, rounds=rounds).items()}
     probe = PROBE_FLOPS / med["probe"] / 1e9
-    print(f"\n## training, {BATCH}x1x{SIZE}x{SIZE}, fwd+bwd+Adam, fp32, channels_last, eager")
+    print(f"\n## training, {BATCH}x1x{SIZE}x{SIZE}, fwd+bwd+fused Adam, fp32, channels_last, eager")
     print(f"{'peak probe':<28} {probe:>48.1f} GFLOP/s")
     for name in flops:
         rate = f"{BATCH / med[name]:.2f} img/s"

@@ -314,6 +314,10 @@ def _coerce(value: Any, annotation: Any, where: str) -> Any:
         if not isinstance(value, dict):
             raise LapsegInputError(f"{where}={value!r} must be a mapping")
         return {str(k): _coerce(v, args[1], f"{where}.{k}") for k, v in value.items()}
+    if dataclasses.is_dataclass(annotation):
+        if isinstance(value, annotation):
+            return value
+        return section_from_dict(annotation, value, section=where)
     if annotation is bool:
         if not isinstance(value, bool):
             raise LapsegInputError(f"{where}={value!r} must be true or false")
@@ -355,6 +359,8 @@ def section_from_dict(cls: type, values: dict[str, Any], *, section: str) -> Any
 
 
 def _plain(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
     if isinstance(value, tuple | list):
         return [_plain(v) for v in value]
     if isinstance(value, dict):

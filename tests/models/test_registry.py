@@ -81,13 +81,13 @@ def test_unknown_preset_lists_valid_names() -> None:
 
 
 def test_unknown_override_lists_fields() -> None:
-    with pytest.raises(LapsegInputError, match="unknown model option.*'features'") as info:
+    with pytest.raises(LapsegInputError, match=r"unknown model option.*'features'") as info:
         create_model("default", features=8)
     assert "base_features" in str(info.value)
 
 
 def test_bad_override_value_and_bad_spec() -> None:
-    with pytest.raises(LapsegInputError, match="UNetConfig.norm = 'batchnorm'"):
+    with pytest.raises(LapsegInputError, match=r"UNetConfig\.norm = 'batchnorm'"):
         create_model("default", norm="batchnorm")
     with pytest.raises(LapsegInputError, match="preset name, UNetConfig or dict"):
         create_model(3)  # type: ignore[arg-type]

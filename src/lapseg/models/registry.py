@@ -2,21 +2,27 @@
 
 Parameter counts (1 input channel, as configured below), asserted in the tests:
 
-============== =========== ===================================================================
-preset         parameters  notes
-============== =========== ===================================================================
-default         1,946,993  depth 4, 16 base features, BatchNorm, transposed convs
+=============== =========== ==================================================================
+preset          parameters  notes
+=============== =========== ==================================================================
+default          1,942,289  depth 4, 16 base features, BatchNorm, transposed convs
 ronneberger2015 31,030,658  the "31.0M" of the original U-Net (64 features, 2 classes, valid)
-stemnet        15,493,106  7 levels (6 poolings), one 5x5 conv per level, 16 base features
-pancreas-keras  2,164,593  16 base features, 4 poolings, BatchNorm, 3x3 transposed convs
-cryo-sem       31,036,481  seed 004 reports 31,044,289: see below
-============== =========== ===================================================================
+stemnet         37,744,002  7 levels (6 poolings), one 5x5 conv per level, 16 base features
+pancreas-keras   2,159,889  16 base features, 4 poolings, BatchNorm, 3x3 transposed convs
+cryo-sem        31,036,481  seed 004 reports 31,044,289: see below
+=============== =========== ==================================================================
 
 The cryo-SEM thesis (seed 004) reports 31,044,289 parameters for its PyTorch U-Net (64 base
-features, 4 poolings, BatchNorm, 2x2 transposed convs, one sigmoid output). Our preset has
-7,808 fewer (0.025 %): exactly the 5,888 convolution biases (redundant before BatchNorm, so our
-convolutions have none) plus 1,920 BatchNorm parameters after its four transposed convolutions
-(512 + 256 + 128 + 64 channels, times scale and shift). The function of the network is the same.
+features, 4 poolings, BatchNorm, 2x2 transposed convs, one sigmoid output) but does not list its
+layers. Our preset has 7,808 fewer (0.025 %). The difference is matched exactly by 5,888
+convolution biases (redundant before BatchNorm; ours have none) plus 1,920 parameters of a
+BatchNorm after each of the four transposed convolutions (2 x (512 + 256 + 128 + 64)), which is
+our best reading of the thesis's "batch normalization after convolutional layers".
+
+Simplifications against the seeds (the config has no field for them): StemNet (000) applies its
+dropout before bias + ReLU and puts a ReLU after each transposed convolution and on its output;
+the Keras pancreas U-Net (001) drops out after every pooling (0.25 at the first, 0.5 after) and
+after every concatenation, where this preset drops out (0.5) after the bottleneck only.
 """
 
 from __future__ import annotations

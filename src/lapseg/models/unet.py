@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import operator
 from dataclasses import dataclass
 from typing import Any
 
@@ -235,9 +236,10 @@ class UNet(nn.Module):
         With ``"same"`` padding this is the next multiple of :attr:`size_multiple`; with
         ``"valid"`` padding, the next size whose feature maps stay even before every pooling.
         """
-        if isinstance(n, bool) or not isinstance(n, int):
-            raise LapsegInputError(f"valid_input_size needs an integer, got {n!r}")
-        m = max(int(n), 1)
+        try:
+            m = max(operator.index(n), 1)
+        except TypeError:
+            raise LapsegInputError(f"valid_input_size needs an integer, got {n!r}") from None
         while _valid_sizes(self.config, m) is None:
             m += 1
         return m

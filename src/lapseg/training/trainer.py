@@ -13,7 +13,7 @@ import os
 import platform
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -163,12 +163,16 @@ def fit(
     *,
     resume: bool = False,
     progress: bool = True,
+    on_epoch_end: Callable[[dict[str, Any]], None] | None = None,
 ) -> RunResult:
     """Train a U-Net on the dataset at ``data_root`` and write the run folder ``run_dir``.
 
     With ``resume=True`` the run continues from ``run_dir/last.pt`` exactly where it stopped
     (model, optimiser, schedule, RNG states, epoch, history); the stored configuration is used.
     KeyboardInterrupt (Ctrl-C) saves ``last.pt`` and re-raises.
+
+    ``on_epoch_end(row)`` receives each epoch's history row after its checkpoints are written
+    (hyperparameter search prunes a trial by raising from it).
     """
     run_dir = Path(run_dir)
     state: dict[str, Any] | None = None
@@ -410,6 +414,8 @@ def fit(
             write_history_csv(run_dir / "history.csv", history)
             save_learning_curves(history, run_dir / "curves.png")
             save_checkpoint(run_dir / "last.pt", checkpoint_payload(epoch, finished=False))
+            if on_epoch_end is not None:
+                on_epoch_end(row)
             patience = train_cfg.early_stopping_patience
             if patience is not None and best_epoch >= 0 and epoch - best_epoch >= patience:
                 stopped_because = f"early stopping ({patience} epochs without improvement)"
