@@ -18,6 +18,7 @@ measured for each tiler in a fresh subprocess (``--memory-only lapseg|monai``), 
 from __future__ import annotations
 
 import argparse
+import statistics
 import subprocess
 import sys
 import time
@@ -202,20 +203,46 @@ def main() -> None:
         "lapseg": lambda: run_lapseg(model, image),
         "monai": lambda: run_monai(model, image),
     }
-    medians = interleaved_medians(candidates, rounds=max(3, args.rounds))
+    # CPU seconds of this process as well: other users of a shared machine inflate wall times
+    # of whichever candidate they coincide with, but hardly its CPU time.
+    cpu: dict[str, list[float]] = {name: [] for name in candidates}
+    wall: dict[str, list[float]] = {name: [] for name in candidates}
+
+    def timed(name: str, fn: Callable[[], object]) -> Callable[[], None]:
+        def run() -> None:
+            cpu_start, wall_start = time.process_time(), time.perf_counter()
+            fn()
+            cpu[name].append(time.process_time() - cpu_start)
+            wall[name].append(time.perf_counter() - wall_start)
+
+        return run
+
+    rounds = max(3, args.rounds)
+    medians = interleaved_medians(
+        {name: timed(name, fn) for name, fn in candidates.items()}, rounds=rounds
+    )
+    cpu_medians = {name: statistics.median(values) for name, values in cpu.items()}
     megapixels = args.size * args.size / 1e6
-    print(f"# medians of {max(3, args.rounds)} interleaved rounds")
+    print(f"# medians of {rounds} interleaved rounds (wall s; CPU s of this process)")
     print(f"peak probe          {PROBE_FLOPS / medians['probe'] / 1e9:8.1f} GFLOP/s")
     for name in ("bare network", "lapseg", "monai"):
         seconds = medians[name]
+        rounds_text = " ".join(f"{t:.1f}" for t in wall[name])
         print(
             f"{name:<18s} {seconds:8.2f} s  {megapixels / seconds:6.3f} MP/s  "
-            f"network {n_tiles * gflop / seconds:6.1f} GFLOP/s"
+            f"network {n_tiles * gflop / seconds:6.1f} GFLOP/s  CPU {cpu_medians[name]:7.2f} s"
+            f"  (rounds: {rounds_text})"
         )
-    print(f"lapseg / bare  (throughput) {medians['bare network'] / medians['lapseg']:.3f}")
-    print(f"lapseg / monai (throughput) {medians['monai'] / medians['lapseg']:.3f}")
-    print(f"tiling overhead of lapseg   {medians['lapseg'] - medians['bare network']:+.2f} s")
-    print(f"tiling overhead of monai    {medians['monai'] - medians['bare network']:+.2f} s")
+    for other in ("bare network", "monai"):
+        print(
+            f"lapseg / {other:<12s} throughput: wall {medians[other] / medians['lapseg']:.3f}"
+            f"  CPU {cpu_medians[other] / cpu_medians['lapseg']:.3f}"
+        )
+    for name in ("lapseg", "monai"):
+        print(
+            f"tiling overhead of {name:<7s} wall {medians[name] - medians['bare network']:+.2f} s"
+            f"  CPU {cpu_medians[name] - cpu_medians['bare network']:+.2f} s"
+        )
 
     for name in ("lapseg", "monai"):
         setup, peak = measure_memory(name, args.size)

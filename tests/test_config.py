@@ -77,3 +77,9 @@ def test_merge_overrides_does_not_mutate_input():
     assert values == {"train": {"lr": 0.1}}
     assert merged["train"]["lr"] == 0.2
     assert merged["loss"]["params"] == {"alpha": 0.3}
+
+
+def test_temporal_context_sets_input_channels_unless_given():
+    assert load_config(None, ["temporal.context=2"]).model.in_channels == 5
+    assert load_config(None, ["temporal.context=0"]).model.in_channels == 1
+    assert load_config(None, ["temporal.context=1", "model.in_channels=6"]).model.in_channels == 6

@@ -22,12 +22,13 @@ from typing import Any
 
 import yaml
 
+from lapseg.data.temporal import TemporalConfig
 from lapseg.errors import LapsegInputError
 from lapseg.models.registry import PRESETS
 from lapseg.models.unet import UNetConfig
 
 MASK_KINDS = ("binary", "instance", "classes")
-LAYOUTS = ("folders", "sample-folders", "list")
+LAYOUTS = ("folders", "sample-folders", "list", "sequences", "ctc")
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("none", "exponential", "piecewise", "cosine", "plateau")
 THRESHOLD_METHODS = ("fixed", "otsu", "tuned")
@@ -271,6 +272,7 @@ class LapsegConfig:
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     predict: PredictConfig = field(default_factory=PredictConfig)
+    temporal: TemporalConfig = field(default_factory=TemporalConfig)
 
 
 SECTIONS: dict[str, type] = {
@@ -281,6 +283,7 @@ SECTIONS: dict[str, type] = {
     "augment": AugmentConfig,
     "train": TrainConfig,
     "predict": PredictConfig,
+    "temporal": TemporalConfig,
 }
 
 
@@ -405,6 +408,9 @@ def config_from_dict(values: dict[str, Any]) -> LapsegConfig:
     base = {
         f.name: _plain(getattr(PRESETS[preset], f.name)) for f in dataclasses.fields(UNetConfig)
     }
+    context = kwargs["temporal"].context
+    if context > 0 and "in_channels" not in model_values:
+        base["in_channels"] = 2 * context + 1  # frames t-k .. t+k of single-channel sequences
     base.update(model_values)
     kwargs["model"] = section_from_dict(UNetConfig, base, section="model")
     kwargs["model_preset"] = preset

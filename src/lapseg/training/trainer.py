@@ -23,24 +23,10 @@ import torch
 from tqdm.auto import tqdm
 
 from lapseg.config import LapsegConfig, config_from_dict, config_to_dict, dump_config
-from lapseg.data.dataset import PatchDataset, Sample, prepare_sample, read_raw_sample
-from lapseg.data.normalization import NormalizationStats, fit_normalization
-from lapseg.data.split import read_split, split_random, validate_split, write_split
-from lapseg.data.weightmap import border_weight_map
+from lapseg.data.dataset import PatchDataset, Sample
+from lapseg.data.split import write_split
 from lapseg.errors import LapsegInputError
-from lapseg.io.discovery import (
-    SamplePaths,
-    discover_folder_pairs,
-    discover_sample_folders,
-    read_sample_list,
-)
 from lapseg.losses import create_loss
-from lapseg.losses.class_weights import (
-    class_pixel_counts,
-    inverse_frequency_weights,
-    median_frequency_weights,
-    total_ratio_weights,
-)
 from lapseg.models.registry import create_model
 from lapseg.report.plots import save_learning_curves
 from lapseg.training.checkpoint import (
@@ -49,14 +35,9 @@ from lapseg.training.checkpoint import (
     restore_rng_states,
     save_checkpoint,
 )
+from lapseg.training.data_setup import compute_class_weights, prepare_run_data
 from lapseg.training.history import TensorBoardLog, write_history_csv
-from lapseg.training.loop import (
-    logits_to_labels,
-    predict_logits,
-    select_device,
-    train_one_epoch,
-    validate,
-)
+from lapseg.training.loop import predict_logits, select_device, train_one_epoch, validate
 from lapseg.training.schedules import PlateauState, lr_factor
 
 
@@ -71,69 +52,6 @@ class RunResult:
     best_epoch: int
     best_metric: float
     stopped_because: str
-
-
-def discover_samples(data_root: str | Path, config: LapsegConfig) -> list[SamplePaths]:
-    """The samples of a dataset, by the configured layout."""
-    data = config.data
-    if data.layout == "folders":
-        return discover_folder_pairs(
-            data_root,
-            images_subdir=data.images_subdir,
-            masks_subdir=data.masks_subdir,
-            mask_suffix=data.mask_suffix,
-        )
-    if data.layout == "sample-folders":
-        return discover_sample_folders(
-            data_root, image_name=data.image_name, mask_name=data.mask_name
-        )
-    return read_sample_list(data_root)
-
-
-def make_split(samples: Sequence[SamplePaths], config: LapsegConfig) -> dict[str, list[str]]:
-    """Random split with the run's seed, or the user's split file."""
-    names = [s.name for s in samples]
-    if config.data.split_file is not None:
-        return validate_split(read_split(config.data.split_file), names)
-    return split_random(
-        names,
-        val_fraction=config.data.val_fraction,
-        test_fraction=config.data.test_fraction,
-        rng=config.train.seed,
-    )
-
-
-def compute_class_weights(samples: Sequence[Sample], config: LapsegConfig) -> list[float] | None:
-    """Class weights of the loss from the training masks (or as given)."""
-    method = config.loss.class_weighting
-    if method == "none":
-        return None
-    if method == "fixed":
-        return [float(w) for w in config.loss.class_weights]
-    counts = class_pixel_counts(
-        (s.target for s in samples), num_classes=max(config.model.out_channels, 2)
-    )
-    functions = {
-        "median_frequency": median_frequency_weights,
-        "inverse_frequency": inverse_frequency_weights,
-        "total_ratio": total_ratio_weights,
-    }
-    return [float(w) for w in functions[method](counts)]
-
-
-def _load_split_samples(
-    samples: Sequence[SamplePaths],
-    names: Sequence[str],
-    config: LapsegConfig,
-    stats: NormalizationStats,
-    raw: dict[str, tuple[np.ndarray, np.ndarray]],
-) -> list[Sample]:
-    by_name = {s.name: s for s in samples}
-    out = []
-    for name in names:
-        image, mask = raw[name]
-        out.append(prepare_sample(by_name[name], image, mask, config=config, stats=stats))
-    return out
 
 
 def _environment(device: torch.device) -> dict[str, str]:
@@ -198,35 +116,9 @@ def fit(
     device = select_device(train_cfg.device)
 
     # ---- data: discover, split, fit normalisation on the training split only, prepare
-    samples = discover_samples(data_root, config)
-    split = state["split"] if state is not None else make_split(samples, config)
-    validate_split(split, [s.name for s in samples])
-    needed = set(split["train"]) | set(split["val"])
-    raw = {s.name: read_raw_sample(s, config) for s in samples if s.name in needed}
-    norm = config.normalization
-    stats = fit_normalization(
-        (raw[n][0] for n in split["train"]),
-        mode=norm.mode,
-        low=norm.low_percentile,
-        high=norm.high_percentile,
-    )
-    train_samples = _load_split_samples(samples, split["train"], config, stats, raw)
-    val_samples = _load_split_samples(samples, split["val"], config, stats, raw)
-    del raw
-    if config.loss.border_weights:
-        balance = "balanced" if config.loss.class_weighting == "none" else None
-        train_samples = [
-            Sample(
-                s.name,
-                s.image,
-                s.target,
-                s.instances,
-                border_weight_map(
-                    s.instances, w0=config.loss.w0, sigma=config.loss.sigma, class_weights=balance
-                ),
-            )
-            for s in train_samples
-        ]
+    run_data = prepare_run_data(config, data_root, split=state["split"] if state else None)
+    split, stats = run_data.split, run_data.stats
+    train_samples, val_samples = run_data.train, run_data.val
     class_weights = compute_class_weights(train_samples, config)
 
     # ---- model, loss, optimiser
@@ -514,4 +406,4 @@ def _finalise_threshold(
     return float(threshold)
 
 
-__all__ = ["RunResult", "discover_samples", "fit", "logits_to_labels", "make_split"]
+__all__ = ["RunResult", "fit"]

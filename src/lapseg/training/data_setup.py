@@ -1,0 +1,142 @@
+"""A run's data: discover samples, split them, fit normalisation on the training split, prepare.
+
+``prepare_run_data`` is the one place where a dataset on disk becomes in-memory training and
+validation :class:`~lapseg.data.dataset.Sample` objects; the layout (``data.layout``) selects the
+discovery. Normalisation statistics are computed from the training split only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from lapseg.config import LapsegConfig
+from lapseg.data.dataset import Sample, prepare_sample, read_raw_sample
+from lapseg.data.normalization import NormalizationStats, fit_normalization
+from lapseg.data.split import read_split, split_random, validate_split
+from lapseg.data.weightmap import border_weight_map
+from lapseg.io.discovery import (
+    SamplePaths,
+    discover_folder_pairs,
+    discover_sample_folders,
+    read_sample_list,
+)
+from lapseg.losses.class_weights import (
+    class_pixel_counts,
+    inverse_frequency_weights,
+    median_frequency_weights,
+    total_ratio_weights,
+)
+
+
+@dataclass(frozen=True)
+class RunData:
+    """Prepared samples of a run, its split and the normalisation fitted on its training split."""
+
+    train: list[Sample]
+    val: list[Sample]
+    split: dict[str, list[str]]
+    stats: NormalizationStats
+
+
+def discover_samples(data_root: str | Path, config: LapsegConfig) -> list[SamplePaths]:
+    """The samples of a still-image dataset, by the configured layout."""
+    data = config.data
+    if data.layout == "folders":
+        return discover_folder_pairs(
+            data_root,
+            images_subdir=data.images_subdir,
+            masks_subdir=data.masks_subdir,
+            mask_suffix=data.mask_suffix,
+        )
+    if data.layout == "sample-folders":
+        return discover_sample_folders(
+            data_root, image_name=data.image_name, mask_name=data.mask_name
+        )
+    return read_sample_list(data_root)
+
+
+def make_split(names: Sequence[str], config: LapsegConfig) -> dict[str, list[str]]:
+    """Random split with the run's seed, or the user's split file."""
+    if config.data.split_file is not None:
+        return validate_split(read_split(config.data.split_file), names)
+    return split_random(
+        names,
+        val_fraction=config.data.val_fraction,
+        test_fraction=config.data.test_fraction,
+        rng=config.train.seed,
+    )
+
+
+def with_border_weights(samples: Sequence[Sample], config: LapsegConfig) -> list[Sample]:
+    """Attach the U-Net border weight map (computed once per mask) when the loss asks for it."""
+    if not config.loss.border_weights:
+        return list(samples)
+    balance = "balanced" if config.loss.class_weighting == "none" else None
+    return [
+        replace(
+            s,
+            weights=border_weight_map(
+                s.instances, w0=config.loss.w0, sigma=config.loss.sigma, class_weights=balance
+            ),
+        )
+        for s in samples
+    ]
+
+
+def compute_class_weights(samples: Sequence[Sample], config: LapsegConfig) -> list[float] | None:
+    """Class weights of the loss from the training masks (or as given)."""
+    method = config.loss.class_weighting
+    if method == "none":
+        return None
+    if method == "fixed":
+        return [float(w) for w in config.loss.class_weights]
+    counts = class_pixel_counts(
+        (s.target for s in samples), num_classes=max(config.model.out_channels, 2)
+    )
+    functions = {
+        "median_frequency": median_frequency_weights,
+        "inverse_frequency": inverse_frequency_weights,
+        "total_ratio": total_ratio_weights,
+    }
+    return [float(w) for w in functions[method](counts)]
+
+
+def prepare_still_images(
+    config: LapsegConfig, data_root: str | Path, *, split: dict[str, list[str]] | None = None
+) -> RunData:
+    """Still-image layouts: read the train/val images once, normalise, build samples."""
+    samples = discover_samples(data_root, config)
+    names = [s.name for s in samples]
+    split = validate_split(split, names) if split is not None else make_split(names, config)
+    by_name = {s.name: s for s in samples}
+    needed = [*split["train"], *split["val"]]
+    raw = {name: read_raw_sample(by_name[name], config) for name in needed}
+    norm = config.normalization
+    stats = fit_normalization(
+        (raw[n][0] for n in split["train"]),
+        mode=norm.mode,
+        low=norm.low_percentile,
+        high=norm.high_percentile,
+    )
+
+    def prepared(subset: str) -> list[Sample]:
+        return [
+            prepare_sample(by_name[n], *raw[n], config=config, stats=stats) for n in split[subset]
+        ]
+
+    return RunData(train=prepared("train"), val=prepared("val"), split=split, stats=stats)
+
+
+def prepare_run_data(
+    config: LapsegConfig, data_root: str | Path, *, split: dict[str, list[str]] | None = None
+) -> RunData:
+    """Discover, split (or reuse ``split`` when resuming), normalise and prepare a run's data."""
+    if config.data.layout in ("sequences", "ctc"):
+        from lapseg.data.timelapse import prepare_sequence_run_data
+
+        data = prepare_sequence_run_data(config, data_root, split=split)
+    else:
+        data = prepare_still_images(config, data_root, split=split)
+    return replace(data, train=with_border_weights(data.train, config))
