@@ -239,3 +239,28 @@ def test_help_explains_every_option(capsys):
     text = capsys.readouterr().out
     for option in ("--data", "--out", "--config", "--set", "--resume", "--device"):
         assert option in text
+
+
+def test_predict_with_onnx_engine_matches_torch(trained_run: Path, tmp_path: Path, capsys):
+    pytest.importorskip("onnxruntime")
+    for engine in ("torch", "onnx"):
+        code, _, err = run(
+            [
+                "predict",
+                "--model",
+                trained_run / "run",
+                "--input",
+                trained_run / "data" / "images",
+                "--output",
+                tmp_path / engine,
+                "--engine",
+                engine,
+                "--no-progress",
+            ],
+            capsys,
+        )
+        assert code == 0, err
+    for path in sorted((tmp_path / "torch" / "probabilities").glob("*.tif")):
+        a = tifffile.imread(path)
+        b = tifffile.imread(tmp_path / "onnx" / "probabilities" / path.name)
+        np.testing.assert_allclose(a, b, atol=1e-4)

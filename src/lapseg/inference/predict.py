@@ -19,9 +19,11 @@ from lapseg.data.dataset import reshape_for_network
 from lapseg.data.geometry import center_crop_or_pad, resize_to, undo_center_crop_or_pad
 from lapseg.data.normalization import NormalizationStats, apply_normalization
 from lapseg.errors import LapsegInputError
+from lapseg.inference.engines import Predictor, make_predictor
 from lapseg.inference.thresholds import threshold_probabilities
 from lapseg.io.images import read_image, write_tiff
 from lapseg.models.registry import create_model
+from lapseg.models.unet import fuse_batchnorm
 from lapseg.training.checkpoint import load_checkpoint, resolve_checkpoint_path
 from lapseg.training.loop import predict_logits, select_device
 
@@ -36,10 +38,16 @@ class LoadedModel:
     threshold: float
     path: Path
     device: torch.device
+    predictor: Predictor
 
 
-def load_model(path: str | Path, *, device: str = "auto") -> LoadedModel:
-    """Load ``best.pt`` of a run folder, or a checkpoint file (``weights_only=True``)."""
+def load_model(
+    path: str | Path, *, device: str = "auto", engine: str | None = None, amp: bool = False
+) -> LoadedModel:
+    """Load ``best.pt`` of a run folder, or a checkpoint file (``weights_only=True``).
+
+    ``engine`` ("torch" or "onnx") overrides the one stored in the run's configuration.
+    """
     checkpoint_path = resolve_checkpoint_path(path)
     checkpoint = load_checkpoint(checkpoint_path)
     try:
@@ -50,9 +58,15 @@ def load_model(path: str | Path, *, device: str = "auto") -> LoadedModel:
     torch_device = select_device(device)
     model = create_model(config.model)
     model.load_state_dict(checkpoint["model_state"])
-    model = model.to(torch_device).eval()
+    model = fuse_batchnorm(model).to(torch_device)  # BatchNorm folded into the convs: faster
     if torch_device.type != "mps":
         model = model.to(memory_format=torch.channels_last)
+    predictor = make_predictor(
+        model,
+        engine=engine or config.predict.engine,
+        in_channels=config.model.in_channels,
+        amp=amp,
+    )
     return LoadedModel(
         model=model,
         config=config,
@@ -60,6 +74,7 @@ def load_model(path: str | Path, *, device: str = "auto") -> LoadedModel:
         threshold=float(checkpoint.get("threshold", config.predict.threshold)),
         path=checkpoint_path,
         device=torch_device,
+        predictor=predictor,
     )
 
 
@@ -100,7 +115,7 @@ def predict_probabilities(
         tensor = torch.from_numpy(np.ascontiguousarray(network_input, dtype=np.float32)).to(
             loaded.device
         )
-        logits = predict_logits(loaded.model, tensor, settings)
+        logits = predict_logits(loaded.model, tensor, settings, predictor=loaded.predictor)
         prob = torch.sigmoid(logits) if logits.shape[0] == 1 else torch.softmax(logits, dim=0)
         prob_np = _map_back(prob.cpu().numpy(), image.shape[-2:], loaded.config)
         total = prob_np if total is None else total + prob_np

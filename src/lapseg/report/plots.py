@@ -260,3 +260,22 @@ def save_overlay(
     with atomic_output(path) as tmp:
         iio.imwrite(tmp, rgb, extension=".png")
     return path
+
+
+def grey_rgb(image: np.ndarray) -> np.ndarray:
+    """A ``(Y, X)`` intensity image as grey ``(Y, X, 3)`` uint8, 0.5-99.5 percentile stretch."""
+    grey = _to_grey_uint8(np.asarray(image, dtype=np.float64))
+    return np.repeat(grey[..., None], 3, axis=-1)
+
+
+def heatmap_rgb(probability: np.ndarray, *, cmap: str = "magma") -> np.ndarray:
+    """A ``(Y, X)`` probability map in [0, 1] as ``(Y, X, 3)`` uint8 through a colour map.
+
+    Values are clipped to [0, 1] (not stretched), so the colours of different images compare;
+    NaN is drawn as 0.
+    """
+    from matplotlib import colormaps
+
+    values = np.clip(np.nan_to_num(np.asarray(probability, dtype=np.float64), nan=0.0), 0, 1)
+    rgba = colormaps[cmap](values, bytes=True)
+    return np.ascontiguousarray(rgba[..., :3])

@@ -11,6 +11,7 @@ from torch import nn
 
 from lapseg.config import PredictConfig
 from lapseg.data.dataset import Sample
+from lapseg.inference.engines import Predictor, torch_predictor
 from lapseg.inference.sliding_window import predict_sliding_window
 from lapseg.metrics.pixel import MetricAccumulator
 
@@ -78,17 +79,20 @@ def train_one_epoch(
 
 
 def predict_logits(
-    model: nn.Module, image: torch.Tensor, predict: PredictConfig, *, amp: bool = False
+    model: nn.Module,
+    image: torch.Tensor,
+    predict: PredictConfig,
+    *,
+    amp: bool = False,
+    predictor: Predictor | None = None,
 ) -> torch.Tensor:
-    """Sliding-window logits ``(K, Y, X)`` of ``model`` for one ``(C, Y, X)`` image tensor."""
-    device = image.device
+    """Sliding-window logits ``(K, Y, X)`` of ``model`` for one ``(C, Y, X)`` image tensor.
 
-    def predictor(batch: torch.Tensor) -> torch.Tensor:
-        if device.type != "mps":
-            batch = batch.contiguous(memory_format=torch.channels_last)
-        with autocast_context(device, amp):
-            return model(batch).float()
-
+    ``predictor`` (default: eager PyTorch on ``model``) runs each batch of tiles; pass an ONNX
+    or test-time-augmentation predictor built for the same model.
+    """
+    if predictor is None:
+        predictor = torch_predictor(model, amp=amp)
     return predict_sliding_window(
         predictor,
         image,

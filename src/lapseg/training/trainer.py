@@ -216,11 +216,12 @@ def fit(
     batches_per_epoch = len(loader)
     start_time = time.perf_counter()
     budget = None if train_cfg.time_budget_minutes is None else train_cfg.time_budget_minutes * 60.0
+    # With a time budget the bar counts seconds of the budget (an honest ETA); else batches.
     bar = tqdm(
-        total=train_cfg.epochs * batches_per_epoch,
-        initial=start_epoch * batches_per_epoch,
+        total=round(budget) if budget is not None else train_cfg.epochs * batches_per_epoch,
+        initial=round(elapsed_before) if budget is not None else start_epoch * batches_per_epoch,
         disable=not progress,
-        unit="batch",
+        unit="s" if budget is not None else "batch",
         dynamic_ncols=True,
     )
     stopped_because = "epochs"
@@ -230,7 +231,16 @@ def fit(
         return budget is not None and elapsed_before + (time.perf_counter() - start_time) >= budget
 
     def on_batch(loss_value: float) -> bool:
-        bar.update(1)
+        if budget is None:
+            bar.update(1)
+        else:
+            bar.update(
+                max(
+                    0,
+                    min(round(elapsed_before + time.perf_counter() - start_time), bar.total)
+                    - bar.n,
+                )
+            )
         bar.set_postfix(loss=f"{loss_value:.4f}", refresh=False)
         return not over_budget()
 

@@ -1,5 +1,7 @@
 """Paired geometric augmentation: the same transform for image, target and weight map.
 
+Superseded by :func:`lapseg.transforms.pipeline.augment_sample`; kept until the dataset switches.
+
 The dihedral transforms (flips and 90-degree rotations) are exact on the pixel grid, so labels
 stay labels. They operate on the last two axes of every array, so a ``(C, Y, X)`` image whose
 channels are temporal frames gets the same transform for every frame.
@@ -7,37 +9,16 @@ channels are temporal frames gets the same transform for every frame.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
-from lapseg.config import AugmentConfig
+from lapseg.transforms.geometric import dihedral_transform
 
+if TYPE_CHECKING:  # the old config section; superseded by lapseg.transforms.config
+    from lapseg.config import AugmentConfig
 
-def dihedral_transform(
-    array: np.ndarray, *, k_rot90: int, flip_y: bool, flip_x: bool
-) -> np.ndarray:
-    """Apply flips then ``k_rot90`` quarter turns to the last two axes of ``array``.
-
-    Parameters
-    ----------
-    array : (..., Y, X) ndarray
-    k_rot90 : int
-        Number of counter-clockwise quarter turns (0-3).
-    flip_y, flip_x : bool
-        Mirror along the rows / columns first.
-
-    Returns
-    -------
-    out : (..., Y', X') ndarray
-        A contiguous copy (``Y' = X``, ``X' = Y`` for odd ``k_rot90``).
-    """
-    out = array
-    if flip_y:
-        out = out[..., ::-1, :]
-    if flip_x:
-        out = out[..., :, ::-1]
-    if k_rot90 % 4:
-        out = np.rot90(out, k=k_rot90 % 4, axes=(-2, -1))
-    return np.ascontiguousarray(out)
+__all__ = ["augment_pair", "dihedral_transform", "random_dihedral_params"]
 
 
 def random_dihedral_params(config: AugmentConfig, rng: np.random.Generator) -> dict[str, object]:

@@ -1,0 +1,285 @@
+"""Time-lapse training data: sequences -> leak-free split -> stacked-context samples.
+
+A sample is one annotated frame ``t`` of a sequence, named ``"<sequence>/<frame>"`` (e.g.
+``"01/t007"``). Its image is the ``(2k+1, Y, X)`` stack of frames ``t-k .. t+k``
+(:func:`lapseg.data.temporal.stack_context`); frames without masks still serve as context. Since
+frames are channels, the rest of lapseg (patches, augmentation identical for every channel,
+validation, checkpoints) works unchanged.
+
+Splits never put neighbouring frames on both sides: whole sequences go to train / validation /
+test (``temporal.split = "sequence"``), or one sequence is cut into contiguous time blocks with
+``temporal.gap`` unused frames between them (``"time_blocks"``, used automatically when there is
+a single sequence). A frame-random split (e.g. a hand-written split file) is refused by
+:func:`check_split_leak_free`: frame t and t+1 are near-duplicates, so it would measure memory,
+not segmentation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
+from itertools import pairwise
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from lapseg.config import DataConfig, LapsegConfig, TemporalConfig
+from lapseg.data.background import subtract_background, temporal_median
+from lapseg.data.dataset import Sample, prepare_sample
+from lapseg.data.geometry import center_crop_or_pad, resize_to
+from lapseg.data.normalization import NormalizationStats, fit_normalization
+from lapseg.data.split import SPLIT_KEYS, read_split, split_random, validate_split
+from lapseg.data.temporal import stack_context
+from lapseg.errors import LapsegInputError
+from lapseg.io.discovery import SamplePaths
+from lapseg.io.sequences import SequenceSource, discover_sequences, read_frame_mask, read_frames
+
+if TYPE_CHECKING:  # data_setup imports this module lazily; import it back only for typing
+    from lapseg.training.data_setup import RunData
+
+
+def frame_grid(data: DataConfig) -> tuple[Callable[[np.ndarray], np.ndarray] | None, str]:
+    """The map of a ``(Y, X)`` frame onto the common grid, and a text describing it."""
+    if data.crop_or_pad is not None:
+        size = tuple(data.crop_or_pad)
+        return (
+            lambda f: center_crop_or_pad(f, size, mode="reflect")[0],
+            f"crop_or_pad={list(size)}",
+        )
+    if data.resize is not None:
+        size = tuple(data.resize)
+        return (lambda f: resize_to(f, size, order=1), f"resize={list(size)}")
+    return None, ""
+
+
+def load_sequence(
+    source: SequenceSource,
+    *,
+    data: DataConfig,
+    temporal: TemporalConfig,
+    cache_dir: str | Path | None = None,
+) -> tuple[np.ndarray, list[tuple[int, int]]]:
+    """Frames ready for stacking: ``(T, Y, X)`` float32 on the common grid, background removed.
+
+    Returns the frames and each frame's original ``(Y, X)`` shape (to map predictions back).
+    """
+    grid, grid_key = frame_grid(data)
+    frames, shapes = read_frames(source, grid=grid)
+    if temporal.background == "median":
+        background = temporal_median(source, grid=grid, cache_dir=cache_dir, grid_key=grid_key)
+        frames = subtract_background(frames, background)
+    return frames, shapes
+
+
+def sequence_stats(stats: NormalizationStats, channels: int) -> NormalizationStats:
+    """Statistics fitted on single frames, repeated for ``channels`` stacked frames.
+
+    Normalising each frame and then stacking equals stacking and then normalising with these.
+    """
+    if stats.num_channels is None:
+        return stats
+    if stats.num_channels != 1:
+        raise LapsegInputError("time-lapse frames must have one channel")
+    return replace(stats, mean=stats.mean * channels, std=stats.std * channels)
+
+
+# --------------------------------------------------------------------------- splits
+
+
+def _sample_index(sources: Sequence[SequenceSource]) -> dict[str, tuple[int, int]]:
+    """Sample name -> (source position, frame index) for every annotated frame."""
+    index: dict[str, tuple[int, int]] = {}
+    for s, source in enumerate(sources):
+        for t in source.annotated:
+            index[source.sample_name(t)] = (s, t)
+    return index
+
+
+def time_block_split(
+    n_frames: int, *, val_fraction: float, test_fraction: float, gap: int
+) -> dict[str, list[int]]:
+    """Cut frames ``0 .. n_frames-1`` into train | gap | val | gap | test blocks.
+
+    Validation and test blocks hold ``round(fraction * n_frames)`` frames (at least one when
+    the fraction is positive); the ``gap`` frames before each of them are used by no subset.
+
+    Returns
+    -------
+    blocks : dict
+        ``{"train": [...], "val": [...], "test": [...]}`` frame indices.
+    """
+    n_val = max(1, round(val_fraction * n_frames)) if val_fraction > 0 else 0
+    n_test = max(1, round(test_fraction * n_frames)) if test_fraction > 0 else 0
+    n_gaps = gap * ((n_val > 0) + (n_test > 0))
+    n_train = n_frames - n_val - n_test - n_gaps
+    if n_train < 1:
+        raise LapsegInputError(
+            f"a sequence of {n_frames} frames is too short for time blocks with "
+            f"val_fraction={val_fraction}, test_fraction={test_fraction} and temporal.gap={gap}"
+        )
+    frames = list(range(n_frames))
+    val_start = n_train + (gap if n_val else 0)
+    test_start = val_start + n_val + (gap if n_test else 0)
+    return {
+        "train": frames[:n_train],
+        "val": frames[val_start : val_start + n_val],
+        "test": frames[test_start : test_start + n_test],
+    }
+
+
+def split_sequences(
+    sources: Sequence[SequenceSource], config: LapsegConfig
+) -> dict[str, list[str]]:
+    """The default leak-free split of the annotated frames (see the module docstring)."""
+    data, temporal = config.data, config.temporal
+    mode = temporal.split
+    if len(sources) == 1 and data.val_fraction + data.test_fraction > 0:
+        mode = "time_blocks"  # a single sequence cannot be split by sequence
+    split: dict[str, list[str]] = {key: [] for key in SPLIT_KEYS}
+    if mode == "sequence":
+        by_sequence = split_random(
+            [s.name for s in sources],
+            val_fraction=data.val_fraction,
+            test_fraction=data.test_fraction,
+            rng=config.train.seed,
+        )
+        owner = {name: key for key, names in by_sequence.items() for name in names}
+        for source in sources:
+            split[owner[source.name]].extend(source.sample_name(t) for t in source.annotated)
+    else:
+        for source in sources:
+            blocks = time_block_split(
+                source.n_frames,
+                val_fraction=data.val_fraction,
+                test_fraction=data.test_fraction,
+                gap=temporal.gap,
+            )
+            annotated = set(source.annotated)
+            for key, frames in blocks.items():
+                split[key].extend(source.sample_name(t) for t in frames if t in annotated)
+    if not split["train"]:
+        raise LapsegInputError("the time-lapse split left no annotated frame for training")
+    return split
+
+
+def check_split_leak_free(
+    split: Mapping[str, Sequence[str]], sources: Sequence[SequenceSource], *, gap: int
+) -> None:
+    """Refuse splits where frames of one sequence closer than ``gap + 1`` go to different subsets.
+
+    Raises
+    ------
+    LapsegInputError
+        Naming the two frames; a frame-random split of a time-lapse leaks near-duplicates.
+    """
+    index = _sample_index(sources)
+    owner = {name: key for key, names in split.items() for name in names}
+    by_source: dict[int, list[tuple[int, str, str]]] = {}
+    for name, key in owner.items():
+        s, t = index[name]
+        by_source.setdefault(s, []).append((t, key, name))
+    for entries in by_source.values():
+        entries.sort()
+        for (t0, k0, n0), (t1, k1, n1) in pairwise(entries):
+            if k0 != k1 and t1 - t0 - 1 < gap:
+                raise LapsegInputError(
+                    f"split puts {n0} in {k0!r} and {n1} in {k1!r}, only {t1 - t0 - 1} frame(s) "
+                    f"apart: neighbouring frames are near-duplicates, so a frame-random split "
+                    f"leaks; split by sequence or by time blocks at least temporal.gap={gap} "
+                    "frames apart"
+                )
+
+
+def _resolve_split(
+    sources: Sequence[SequenceSource],
+    config: LapsegConfig,
+    split: Mapping[str, Sequence[str]] | None,
+) -> dict[str, list[str]]:
+    names = list(_sample_index(sources))
+    if split is not None:
+        resolved = validate_split(split, names)
+    elif config.data.split_file is not None:
+        resolved = validate_split(read_split(config.data.split_file), names)
+    else:
+        resolved = split_sequences(sources, config)
+    check_split_leak_free(resolved, sources, gap=config.temporal.gap)
+    return resolved
+
+
+# --------------------------------------------------------------------------- samples
+
+
+def prepare_sequence_run_data(
+    config: LapsegConfig,
+    data_root: str | Path,
+    *,
+    split: Mapping[str, Sequence[str]] | None = None,
+    cache_dir: str | Path | None = None,
+) -> RunData:
+    """Discover sequences, split without leaks, normalise, stack context, build samples.
+
+    Parameters
+    ----------
+    config : LapsegConfig
+        ``data.layout`` "sequences" or "ctc"; the ``temporal`` section.
+    data_root : str or Path
+    split : mapping, optional
+        A split to reuse (resume); checked against the data and for leaks.
+    cache_dir : str or Path, optional
+        Where the median backgrounds are cached (the run folder).
+
+    Returns
+    -------
+    RunData
+        ``stats`` are for the stacked ``(2k+1)``-channel input (the per-frame statistics
+        repeated), so :func:`lapseg.inference.predict.predict_probabilities` applies them as is.
+    """
+    from lapseg.training.data_setup import RunData
+
+    data, temporal = config.data, config.temporal
+    k = temporal.context
+    if temporal.split == "time_blocks" and temporal.gap < k:
+        raise LapsegInputError(
+            f"temporal.gap={temporal.gap} must be >= temporal.context={k}: otherwise validation "
+            "inputs contain training frames"
+        )
+    sources = discover_sequences(
+        data_root, layout=data.layout, axes=data.axes, truth=temporal.truth
+    )
+    resolved = _resolve_split(sources, config, split)
+    index = _sample_index(sources)
+    needed = sorted({index[n][0] for key in ("train", "val") for n in resolved[key]})
+    loaded = {
+        s: load_sequence(sources[s], data=data, temporal=temporal, cache_dir=cache_dir)
+        for s in needed
+    }
+    norm = config.normalization
+    frame_stats = fit_normalization(
+        (loaded[index[n][0]][0][index[n][1]][None] for n in resolved["train"]),
+        mode=norm.mode,
+        low=norm.low_percentile,
+        high=norm.high_percentile,
+    )
+    stats = sequence_stats(frame_stats, 2 * k + 1)
+
+    def prepared(name: str) -> Sample:
+        s, t = index[name]
+        source = sources[s]
+        frames, shapes = loaded[s]
+        mask = read_frame_mask(source, t)
+        if mask.shape != shapes[t]:
+            raise LapsegInputError(
+                f"mask shape {mask.shape} differs from frame {name}'s shape {shapes[t]}",
+                path=source.masks.get(t, source.mask_stack),
+            )
+        image = stack_context(frames, t, k, temporal.edge_mode)
+        paths = SamplePaths(name=name, image=source.frame_path(t), mask=source.masks.get(t))
+        return prepare_sample(paths, image, mask, config=config, stats=stats)
+
+    return RunData(
+        train=[prepared(n) for n in resolved["train"]],
+        val=[prepared(n) for n in resolved["val"]],
+        split=resolved,
+        stats=stats,
+    )

@@ -1,0 +1,362 @@
+"""From probability maps to instance label images (uint16, 0 = background).
+
+Two routes, both pure functions of a whole-image probability map:
+
+- :func:`instances_from_three_class` for networks trained on the 3-class target of
+  :mod:`lapseg.data.targets` (background, interior, boundary): the connected components of the
+  interior class are the seeds; they grow into the foreground by a watershed on
+  ``1 - P(foreground)`` (scikit-image), so touching cells are split where the network sees a
+  boundary.
+- :func:`instances_from_binary` for foreground/background networks: connected components, or
+  optionally a distance-transform watershed (a classical way to split touching round cells).
+
+Tiling: lapseg blends the tiles' outputs into one probability map of the whole image before any
+of this runs (:func:`lapseg.inference.sliding_window.predict_sliding_window`), so instances are
+never cut or duplicated at tile borders and no label stitching is needed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+from scipy import ndimage
+from skimage.feature import peak_local_max
+from skimage.segmentation import relabel_sequential, watershed
+
+from lapseg.errors import LapsegInputError
+
+__all__ = [
+    "PostprocessConfig",
+    "fill_label_holes",
+    "instances_from_binary",
+    "instances_from_probabilities",
+    "instances_from_three_class",
+    "remove_border_objects",
+    "remove_small_objects",
+]
+
+_MAX_LABEL = int(np.iinfo(np.uint16).max)
+_CROSS = ndimage.generate_binary_structure(2, 1)  # 4-connectivity
+_SQUARE = ndimage.generate_binary_structure(2, 2)  # 8-connectivity
+
+
+@dataclass(frozen=True)
+class PostprocessConfig:
+    """How probability maps become instance label images (``lapseg predict`` writes them).
+
+    interior_threshold : a pixel seeds an instance when P(interior) exceeds it (3-class models).
+    foreground_threshold : pixels with P(interior) + P(boundary) above it belong to a cell
+        (3-class models; binary models use ``predict.threshold``).
+    min_size : objects with fewer pixels are removed (after hole filling).
+    min_seed_size : interior components with fewer pixels seed nothing (3-class models).
+    fill_holes : fill background fully enclosed by one object with that object.
+    remove_border : drop objects touching the image border.
+    watershed : binary models: split touching cells by a distance-transform watershed instead
+        of plain connected components.
+    min_distance : binary models with ``watershed``: minimum distance in pixels between two
+        seeds (about the radius of the smallest cells).
+    """
+
+    interior_threshold: float = 0.5
+    foreground_threshold: float = 0.5
+    min_size: int = 16
+    min_seed_size: int = 0
+    fill_holes: bool = True
+    remove_border: bool = False
+    watershed: bool = False
+    min_distance: int = 7
+
+    def __post_init__(self) -> None:
+        for name in ("interior_threshold", "foreground_threshold"):
+            if not 0.0 < getattr(self, name) < 1.0:
+                raise LapsegInputError(
+                    f"postprocess.{name}={getattr(self, name)!r} must be in (0, 1)"
+                )
+        for name, minimum in (("min_size", 0), ("min_seed_size", 0), ("min_distance", 1)):
+            if getattr(self, name) < minimum:
+                raise LapsegInputError(
+                    f"postprocess.{name}={getattr(self, name)!r} must be >= {minimum}"
+                )
+
+
+# --------------------------------------------------------------------------- checks
+
+
+def _check_threshold(name: str, value: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 < value < 1.0:
+        raise LapsegInputError(f"{name} must be a number in (0, 1), got {value!r}")
+    return float(value)
+
+
+def _check_count(name: str, value: int, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
+        raise LapsegInputError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def _check_probabilities(prob: ArrayLike, ndim: int, what: str) -> NDArray[np.floating]:
+    array = np.asarray(prob)
+    if array.ndim != ndim or array.size == 0:
+        raise LapsegInputError(f"{what}, got shape {array.shape}")
+    if not np.issubdtype(array.dtype, np.floating):
+        raise LapsegInputError(f"probabilities must be floating point, got dtype {array.dtype}")
+    if not np.all(np.isfinite(array)):
+        raise LapsegInputError("probabilities hold NaN or infinite values")
+    return array
+
+
+def _check_labels(labels: ArrayLike) -> NDArray[np.integer]:
+    array = np.asarray(labels)
+    if array.ndim != 2 or not np.issubdtype(array.dtype, np.integer):
+        raise LapsegInputError(
+            f"labels must be a (Y, X) integer image, got shape {array.shape}, dtype {array.dtype}"
+        )
+    if array.size and array.min() < 0:
+        raise LapsegInputError("labels must be >= 0 (0 is background)")
+    return array
+
+
+# --------------------------------------------------------------------------- label clean-up
+
+
+def fill_label_holes(labels: ArrayLike) -> NDArray[np.integer]:
+    """Fill background regions enclosed by a single object with that object's label.
+
+    Parameters
+    ----------
+    labels : (Y, X) integer ndarray
+        Instance image, 0 = background.
+
+    Returns
+    -------
+    filled : (Y, X) ndarray
+        A copy with the same dtype. Background enclosed jointly by several objects (the gap
+        between three touching cells) stays background; other objects are never overwritten.
+    """
+    array = _check_labels(labels)
+    out = array.copy()
+    for index, box in enumerate(ndimage.find_objects(array), start=1):
+        if box is None:
+            continue
+        window = array[box]
+        holes = ndimage.binary_fill_holes(window == index) & (window == 0)
+        out[box][holes] = index
+    return out
+
+
+def remove_small_objects(labels: ArrayLike, *, min_size: int) -> NDArray[np.integer]:
+    """A copy of ``labels`` without the objects of fewer than ``min_size`` pixels."""
+    array = _check_labels(labels)
+    min_size = _check_count("min_size", min_size, 0)
+    sizes = np.bincount(array.ravel())
+    small = sizes < min_size
+    small[0] = False
+    return np.where(small[array], 0, array).astype(array.dtype)
+
+
+def remove_border_objects(labels: ArrayLike) -> NDArray[np.integer]:
+    """A copy of ``labels`` without the objects touching the image border."""
+    array = _check_labels(labels)
+    edge = np.concatenate([array[0], array[-1], array[:, 0], array[:, -1]])
+    touching = np.zeros(int(array.max(initial=0)) + 1, dtype=bool)
+    touching[edge] = True
+    touching[0] = False
+    return np.where(touching[array], 0, array).astype(array.dtype)
+
+
+def _finish(
+    labels: NDArray[np.integer], *, min_size: int, fill_holes: bool, remove_border: bool
+) -> NDArray[np.uint16]:
+    """Hole filling, size filter, border filter, sequential relabelling to uint16."""
+    if fill_holes:
+        labels = fill_label_holes(labels)
+    if min_size > 0:
+        labels = remove_small_objects(labels, min_size=min_size)
+    if remove_border:
+        labels = remove_border_objects(labels)
+    relabelled, _, _ = relabel_sequential(labels)
+    if relabelled.max(initial=0) > _MAX_LABEL:
+        raise LapsegInputError(
+            f"{int(relabelled.max())} objects do not fit in a uint16 label image; "
+            "raise min_size or split the image"
+        )
+    return relabelled.astype(np.uint16)
+
+
+# --------------------------------------------------------------------------- the two routes
+
+
+def instances_from_three_class(
+    prob: ArrayLike,
+    *,
+    interior_threshold: float = 0.5,
+    foreground_threshold: float = 0.5,
+    min_size: int = 16,
+    min_seed_size: int = 0,
+    fill_holes: bool = True,
+    remove_border: bool = False,
+) -> NDArray[np.uint16]:
+    """Instances from background / interior / boundary probabilities.
+
+    Parameters
+    ----------
+    prob : (3, Y, X) float ndarray
+        Class probabilities (softmax) in the order of :mod:`lapseg.data.targets`: background,
+        interior, boundary.
+    interior_threshold : float, optional
+        Seeds are the 4-connected components of ``prob[1] > interior_threshold``.
+    foreground_threshold : float, optional
+        Cells are the pixels with ``1 - prob[0] > foreground_threshold``; seeds grow into them.
+    min_size : int, optional
+        Objects with fewer pixels are removed (after hole filling).
+    min_seed_size : int, optional
+        Seeds with fewer pixels are ignored (guards against specks of interior probability
+        splitting a cell).
+    fill_holes : bool, optional
+        Fill background enclosed by one object (:func:`fill_label_holes`).
+    remove_border : bool, optional
+        Drop objects that touch the image border.
+
+    Returns
+    -------
+    labels : (Y, X) uint16 ndarray
+        0 = background, objects labelled ``1..N`` sequentially.
+
+    Notes
+    -----
+    The watershed floods ``1 - P(foreground)`` from the seeds within the foreground (and the
+    seeds themselves), so each foreground pixel joins the seed it is reached from along the
+    most confident path; foreground regions without any seed are dropped (no interior: not a
+    confident cell).
+    """
+    array = _check_probabilities(prob, 3, "prob must be (3, Y, X) class probabilities")
+    if array.shape[0] != 3:
+        raise LapsegInputError(
+            f"prob must have 3 channels (background, interior, boundary), got {array.shape[0]}"
+        )
+    interior_threshold = _check_threshold("interior_threshold", interior_threshold)
+    foreground_threshold = _check_threshold("foreground_threshold", foreground_threshold)
+    min_size = _check_count("min_size", min_size, 0)
+    min_seed_size = _check_count("min_seed_size", min_seed_size, 0)
+    foreground_prob = 1.0 - array[0]
+    seeds, _ = ndimage.label(array[1] > interior_threshold, structure=_CROSS)
+    if min_seed_size > 0:
+        seeds = remove_small_objects(seeds, min_size=min_seed_size)
+    mask = (foreground_prob > foreground_threshold) | (seeds > 0)
+    labels = watershed(1.0 - foreground_prob, markers=seeds, mask=mask)
+    return _finish(labels, min_size=min_size, fill_holes=fill_holes, remove_border=remove_border)
+
+
+def _distance_watershed(foreground: NDArray[np.bool_], min_distance: int) -> NDArray[np.int32]:
+    """Split touching round objects: watershed of the negated distance transform."""
+    components, n_components = ndimage.label(foreground, structure=_CROSS)
+    if n_components == 0:
+        return components.astype(np.int32)
+    dist = ndimage.distance_transform_edt(foreground)
+    peaks = peak_local_max(dist, min_distance=min_distance, labels=components, exclude_border=False)
+    # a ridge of equal distances gives several peaks: one marker per flat local-maximum region
+    plateau = foreground & (dist == ndimage.maximum_filter(dist, size=3))
+    plateau_labels, _ = ndimage.label(plateau, structure=_SQUARE)
+    hit = np.zeros(int(plateau_labels.max()) + 1, dtype=bool)
+    hit[plateau_labels[tuple(peaks.T)]] = True
+    hit[0] = False
+    markers = np.where(hit[plateau_labels], plateau_labels, 0)
+    labels = watershed(-dist, markers=markers, mask=foreground).astype(np.int32)
+    leftover = foreground & (labels == 0)  # a component without a peak keeps its own label
+    if leftover.any():
+        extra, _ = ndimage.label(leftover, structure=_CROSS)
+        labels = np.where(extra > 0, extra + labels.max(), labels).astype(np.int32)
+    return labels
+
+
+def instances_from_binary(
+    prob: ArrayLike,
+    *,
+    threshold: float = 0.5,
+    watershed: bool = False,
+    min_distance: int = 7,
+    min_size: int = 16,
+    fill_holes: bool = True,
+    remove_border: bool = False,
+) -> NDArray[np.uint16]:
+    """Instances from a foreground probability map (the binary-model baseline).
+
+    Parameters
+    ----------
+    prob : (Y, X) float ndarray
+        Foreground probability.
+    threshold : float, optional
+        Foreground is ``prob > threshold``.
+    watershed : bool, optional
+        False: 4-connected components of the foreground (touching cells merge). True: split
+        them by a watershed of the negated Euclidean distance transform, seeded at its local
+        maxima at least ``min_distance`` pixels apart.
+    min_distance : int, optional
+        Minimum seed distance in pixels (about the radius of the smallest cells).
+    min_size, fill_holes, remove_border
+        As in :func:`instances_from_three_class`.
+
+    Returns
+    -------
+    labels : (Y, X) uint16 ndarray
+        0 = background, objects labelled ``1..N`` sequentially.
+    """
+    array = _check_probabilities(prob, 2, "prob must be a (Y, X) foreground probability map")
+    threshold = _check_threshold("threshold", threshold)
+    min_distance = _check_count("min_distance", min_distance, 1)
+    min_size = _check_count("min_size", min_size, 0)
+    foreground = array > threshold
+    if watershed:
+        labels = _distance_watershed(foreground, min_distance)
+    else:
+        labels, _ = ndimage.label(foreground, structure=_CROSS)
+    return _finish(labels, min_size=min_size, fill_holes=fill_holes, remove_border=remove_border)
+
+
+def instances_from_probabilities(
+    prob: ArrayLike, config: PostprocessConfig, *, threshold: float = 0.5
+) -> NDArray[np.uint16]:
+    """Instances from a model's ``(K, Y, X)`` probabilities, by the number of channels.
+
+    Parameters
+    ----------
+    prob : (K, Y, X) float ndarray
+        ``K == 3``: background / interior / boundary (:func:`instances_from_three_class`).
+        ``K == 1`` (sigmoid foreground) or ``K == 2`` (softmax background / foreground):
+        :func:`instances_from_binary` on the foreground channel.
+    config : PostprocessConfig
+    threshold : float, optional
+        Foreground threshold of binary models (the run's fixed, Otsu or tuned threshold).
+
+    Returns
+    -------
+    labels : (Y, X) uint16 ndarray
+    """
+    array = _check_probabilities(prob, 3, "prob must be (K, Y, X) class probabilities")
+    common = {
+        "min_size": config.min_size,
+        "fill_holes": config.fill_holes,
+        "remove_border": config.remove_border,
+    }
+    if array.shape[0] == 3:
+        return instances_from_three_class(
+            array,
+            interior_threshold=config.interior_threshold,
+            foreground_threshold=config.foreground_threshold,
+            min_seed_size=config.min_seed_size,
+            **common,
+        )
+    if array.shape[0] in (1, 2):
+        return instances_from_binary(
+            array[-1],
+            threshold=threshold,
+            watershed=config.watershed,
+            min_distance=config.min_distance,
+            **common,
+        )
+    raise LapsegInputError(
+        f"instances need 1, 2 (foreground) or 3 (background, interior, boundary) probability "
+        f"channels, got {array.shape[0]}"
+    )

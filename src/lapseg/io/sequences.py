@@ -1,0 +1,358 @@
+"""Find time-lapse sequences on disk and read their frames.
+
+A :class:`SequenceSource` says where the frames of one sequence are (one file per frame, or one
+multi-page stack) and which frames have a mask. Layouts found by :func:`discover_sequences`:
+
+``"sequences"``
+    ``root/<name>/frames/*`` (natural sort; one file per frame) with optional
+    ``root/<name>/masks/<same stem>.*`` for some or all frames; or stacks ``root/<name>.tif``
+    (axes from ``axes``, default ``"TYX"``) with an optional mask stack ``root/masks/<name>.tif``.
+    A ``(T, Z, Y, X)`` stack (``axes`` e.g. ``"TZYX"`` or ``"ZTYX"``) gives one sequence per
+    z-slice, named ``<name>/z00``, ``<name>/z01``, ... ``root`` may also be a single sequence
+    folder or a single stack file.
+``"ctc"``
+    The Cell Tracking Challenge: ``root/01/t000.tif``, gold truth ``root/01_GT/SEG/man_seg000.tif``
+    on some frames, silver truth ``root/01_ST/SEG/man_seg000.tif``; ``truth`` picks "GT", "ST" or
+    "GT+ST" (gold where present, silver elsewhere).
+
+Frame numbers in file names (``t007``, ``frame_12``) must be consecutive: a missing number is an
+error, as is a mask for a frame that does not exist. Frames are read as ``(Y, X)`` float32.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import tifffile
+
+from lapseg.axes import validate_axes
+from lapseg.errors import LapsegInputError
+from lapseg.io.discovery import _image_files, natural_sort_key
+from lapseg.io.images import read_image, read_mask
+
+_TRAILING_NUMBER = re.compile(r"(\d+)$")
+_CTC_FRAME = re.compile(r"^t(\d+)$")
+_CTC_MASK = re.compile(r"^man_seg(\d+)$")
+_SEQUENCE_LAYOUTS = ("sequences", "ctc")
+
+
+@dataclass(frozen=True)
+class SequenceSource:
+    """One time-lapse sequence on disk.
+
+    Attributes
+    ----------
+    name : str
+        Unique name (``"01"``, ``"well3"``, ``"stack/z02"``); sample names are
+        ``f"{name}/{frame_names[t]}"``.
+    frame_names : tuple of str
+        Name of every frame in time order (``"t000"``, ...).
+    frame_files : tuple of Path
+        One file per frame, or empty when the frames come from ``stack``.
+    stack : Path or None
+        A multi-page file holding all frames.
+    stack_axes : str or None
+        Axes of ``stack`` (and ``mask_stack``), e.g. ``"TYX"``, ``"TZYX"``.
+    z_index : int or None
+        The z-slice of a ``(T, Z, Y, X)`` stack this sequence is.
+    masks : dict of int to Path
+        Frame index -> mask file, for the frames that have ground truth.
+    mask_stack : Path or None
+        A mask stack with the same axes as ``stack`` (every frame annotated).
+    """
+
+    name: str
+    frame_names: tuple[str, ...]
+    frame_files: tuple[Path, ...] = ()
+    stack: Path | None = None
+    stack_axes: str | None = None
+    z_index: int | None = None
+    masks: Mapping[int, Path] = field(default_factory=dict)
+    mask_stack: Path | None = None
+
+    @property
+    def n_frames(self) -> int:
+        """Number of frames."""
+        return len(self.frame_names)
+
+    @property
+    def annotated(self) -> list[int]:
+        """Indices of the frames with a mask, in time order."""
+        if self.mask_stack is not None:
+            return list(range(self.n_frames))
+        return sorted(self.masks)
+
+    def sample_name(self, t: int) -> str:
+        """The sample name of frame ``t``, e.g. ``"01/t007"``."""
+        return f"{self.name}/{self.frame_names[t]}"
+
+    def files(self) -> list[Path]:
+        """Every file holding this sequence's frames (for cache keys)."""
+        return [self.stack] if self.stack is not None else list(self.frame_files)
+
+    def frame_path(self, t: int) -> Path:
+        """The file that holds frame ``t``."""
+        return self.stack if self.stack is not None else self.frame_files[t]
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def _stack_tzyx(path: Path, axes: str) -> np.ndarray:
+    """A stack as a ``(T, Z, Y, X)`` array (memory-mapped when the file allows it)."""
+    try:
+        try:
+            array = tifffile.memmap(path, mode="r")
+        except ValueError:  # compressed or non-contiguous: read it
+            array = tifffile.imread(path)
+    except (OSError, ValueError, RuntimeError) as exc:
+        raise LapsegInputError(
+            f"cannot read stack ({type(exc).__name__}: {exc})", path=path
+        ) from exc
+    try:
+        axes = validate_axes(axes, ndim=array.ndim)
+    except LapsegInputError as exc:
+        raise LapsegInputError(f"{exc} (shape {array.shape})", path=path) from None
+    if "C" in axes and array.shape[axes.index("C")] != 1:
+        raise LapsegInputError("time-lapse frames must have one channel", path=path)
+    order = [axes.index(a) for a in "TZ" if a in axes] + [axes.index("Y"), axes.index("X")]
+    order += [i for i, a in enumerate(axes) if a == "C"]
+    out = np.transpose(array, order)
+    if "C" in axes:
+        out = out[..., 0]
+    if "Z" not in axes:
+        out = out[:, None]
+    if "T" not in axes:
+        raise LapsegInputError(f"stack axes {axes!r} have no time axis 'T'", path=path)
+    return out
+
+
+def read_frame(source: SequenceSource, t: int) -> np.ndarray:
+    """Frame ``t`` of ``source`` as a ``(Y, X)`` float32 array."""
+    if source.stack is not None:
+        volume = _stack_tzyx(source.stack, source.stack_axes or "TYX")
+        return np.asarray(volume[t, source.z_index or 0], dtype=np.float32)
+    image = read_image(source.frame_files[t]).array
+    if image.shape[0] != 1:
+        raise LapsegInputError(
+            f"time-lapse frames must have one channel, found {image.shape[0]}",
+            path=source.frame_files[t],
+        )
+    return image[0].astype(np.float32)
+
+
+def read_frame_mask(source: SequenceSource, t: int) -> np.ndarray:
+    """The ``(Y, X)`` integer mask of frame ``t`` (which must be annotated)."""
+    if source.mask_stack is not None:
+        volume = _stack_tzyx(source.mask_stack, source.stack_axes or "TYX")
+        mask = np.asarray(volume[t, source.z_index or 0])
+        if not np.issubdtype(mask.dtype, np.integer) and mask.dtype != np.bool_:
+            raise LapsegInputError("mask stack must hold integer labels", path=source.mask_stack)
+        return mask.astype(np.int32)
+    if t not in source.masks:
+        raise LapsegInputError(f"frame {source.sample_name(t)} has no mask")
+    return read_mask(source.masks[t])
+
+
+def read_frames(
+    source: SequenceSource, *, grid: Callable[[np.ndarray], np.ndarray] | None = None
+) -> tuple[np.ndarray, list[tuple[int, int]]]:
+    """All frames of ``source`` as one ``(T, Y, X)`` float32 array, and each frame's own shape.
+
+    Parameters
+    ----------
+    source : SequenceSource
+    grid : callable, optional
+        Maps a ``(Y, X)`` frame to the common grid (``data.crop_or_pad`` / ``data.resize``).
+        Without it every frame must have the same size.
+
+    Raises
+    ------
+    LapsegInputError
+        A frame whose size differs from the first frame's when no ``grid`` is given.
+    """
+    frames: list[np.ndarray] = []
+    shapes: list[tuple[int, int]] = []
+    for t in range(source.n_frames):
+        frame = read_frame(source, t)
+        shapes.append((int(frame.shape[0]), int(frame.shape[1])))
+        if grid is not None:
+            frame = grid(frame)
+        elif frames and frame.shape != frames[0].shape:
+            raise LapsegInputError(
+                f"frame size {frame.shape} differs from the sequence's first frame "
+                f"{frames[0].shape}; set data.crop_or_pad (or data.resize) to a common size",
+                path=source.frame_path(t),
+            )
+        frames.append(frame.astype(np.float32, copy=False))
+    return np.stack(frames), shapes
+
+
+# --------------------------------------------------------------------------- discovery
+
+
+def _check_consecutive(numbers: list[int], files: list[Path]) -> None:
+    """Frame numbers must increase by one; name the file after a gap."""
+    for previous, current, file in zip(numbers, numbers[1:], files[1:], strict=False):
+        if current != previous + 1:
+            raise LapsegInputError(
+                f"gap in frame numbers: {previous} is followed by {current} (missing frames "
+                "would shift the temporal context; rename or add the missing frames)",
+                path=file,
+            )
+
+
+def _folder_sequence(folder: Path, name: str) -> SequenceSource:
+    frames_dir = folder / "frames"
+    frames = _image_files(frames_dir)
+    if not frames:
+        raise LapsegInputError("no image files in the frames folder", path=frames_dir)
+    stems = [f.stem for f in frames]
+    if len(set(stems)) != len(stems):
+        raise LapsegInputError("two frame files share a stem", path=frames_dir)
+    numbers = [_TRAILING_NUMBER.search(s) for s in stems]
+    if all(numbers):
+        _check_consecutive([int(m.group(1)) for m in numbers if m], frames)
+    index = {stem: t for t, stem in enumerate(stems)}
+    masks: dict[int, Path] = {}
+    masks_dir = folder / "masks"
+    if masks_dir.is_dir():
+        for mask in _image_files(masks_dir):
+            if mask.stem not in index:
+                raise LapsegInputError(
+                    f"mask has no frame with the stem {mask.stem!r} in {frames_dir}", path=mask
+                )
+            masks[index[mask.stem]] = mask
+    return SequenceSource(
+        name=name, frame_names=tuple(stems), frame_files=tuple(frames), masks=masks
+    )
+
+
+def _stack_sequences(path: Path, axes: str | None, mask_stack: Path | None) -> list[SequenceSource]:
+    axes = validate_axes(axes or "TYX")
+    volume = _stack_tzyx(path, axes)
+    n_t, n_z = volume.shape[:2]
+    if mask_stack is not None:
+        mask_volume = _stack_tzyx(mask_stack, axes)
+        if mask_volume.shape != volume.shape:
+            raise LapsegInputError(
+                f"mask stack shape {mask_volume.shape} (T, Z, Y, X) differs from the image "
+                f"stack's {volume.shape}",
+                path=mask_stack,
+            )
+    width = max(3, len(str(n_t - 1)))
+    names = tuple(f"t{t:0{width}d}" for t in range(n_t))
+    stem = path.name.split(".")[0]
+    return [
+        SequenceSource(
+            name=stem if "Z" not in axes else f"{stem}/z{z:02d}",
+            frame_names=names,
+            stack=path,
+            stack_axes=axes,
+            z_index=z if "Z" in axes else None,
+            mask_stack=mask_stack,
+        )
+        for z in range(n_z)
+    ]
+
+
+def _discover_plain(root: Path, axes: str | None) -> list[SequenceSource]:
+    if root.is_file():
+        return _stack_sequences(root, axes, None)
+    if (root / "frames").is_dir():
+        return [_folder_sequence(root, root.name)]
+    sources: list[SequenceSource] = []
+    masks_dir = root / "masks"
+    for entry in sorted(root.iterdir(), key=lambda p: natural_sort_key(p.name)):
+        if entry.name.startswith("."):
+            continue
+        if entry.is_dir() and (entry / "frames").is_dir():
+            sources.append(_folder_sequence(entry, entry.name))
+        elif entry.is_file() and entry.suffix.lower() in (".tif", ".tiff"):
+            mask = masks_dir / entry.name
+            sources.extend(_stack_sequences(entry, axes, mask if mask.is_file() else None))
+    return sources
+
+
+def _ctc_sequence(root: Path, name: str, truth: str) -> SequenceSource:
+    folder = root / name
+    frames: list[tuple[int, Path]] = []
+    for file in _image_files(folder):
+        match = _CTC_FRAME.match(file.stem)
+        if match:
+            frames.append((int(match.group(1)), file))
+    if not frames:
+        raise LapsegInputError("no tTTT frame files in this CTC sequence folder", path=folder)
+    frames.sort()
+    numbers = [n for n, _ in frames]
+    _check_consecutive(numbers, [f for _, f in frames])
+    index = {n: t for t, n in enumerate(numbers)}
+    masks: dict[int, Path] = {}
+    for kind in ("ST", "GT") if truth == "GT+ST" else (truth,):  # GT last: gold wins
+        seg = root / f"{name}_{kind}" / "SEG"
+        if not seg.is_dir():
+            continue
+        for mask in _image_files(seg):
+            match = _CTC_MASK.match(mask.stem)
+            if not match:
+                continue  # e.g. 3D 'man_seg_000_012' slices are not frame masks
+            number = int(match.group(1))
+            if number not in index:
+                raise LapsegInputError(
+                    f"ground truth for frame {number} but {folder} has no t{match.group(1)} image",
+                    path=mask,
+                )
+            masks[index[number]] = mask
+    width = max(3, len(str(numbers[-1])))
+    return SequenceSource(
+        name=name,
+        frame_names=tuple(f"t{n:0{width}d}" for n in numbers),
+        frame_files=tuple(f for _, f in frames),
+        masks=masks,
+    )
+
+
+def discover_sequences(
+    root: str | Path, *, layout: str = "sequences", axes: str | None = None, truth: str = "GT"
+) -> list[SequenceSource]:
+    """Every sequence under ``root``, in natural order of their names.
+
+    Parameters
+    ----------
+    root : str or Path
+        Dataset folder (or, for "sequences", one sequence folder or stack file).
+    layout : str
+        "sequences" or "ctc" (see the module docstring).
+    axes : str, optional
+        Axes of stack files (``data.axes``): "TYX" (default), "TZYX", "ZTYX", ...
+    truth : str
+        CTC annotations: "GT", "ST" or "GT+ST".
+
+    Raises
+    ------
+    LapsegInputError
+        Missing folder, no sequence found, a gap in frame numbers, a mask without its frame.
+    """
+    root = Path(root)
+    if layout not in _SEQUENCE_LAYOUTS:
+        raise LapsegInputError(f"layout {layout!r} is not one of {', '.join(_SEQUENCE_LAYOUTS)}")
+    if not root.exists():
+        raise LapsegInputError("data folder not found", path=root)
+    if layout == "ctc":
+        if not root.is_dir():
+            raise LapsegInputError("a CTC dataset must be a folder", path=root)
+        names = [
+            p.name
+            for p in root.iterdir()
+            if p.is_dir() and re.fullmatch(r"\d+", p.name) is not None
+        ]
+        sources = [_ctc_sequence(root, n, truth) for n in sorted(names, key=natural_sort_key)]
+    else:
+        sources = _discover_plain(root, axes)
+    if not sources:
+        raise LapsegInputError(f"no time-lapse sequence found (layout {layout!r})", path=root)
+    return sources
