@@ -36,8 +36,11 @@ from common import (
     peak_rss_mib,
     print_machine_info,
 )
+from lapseg.errors import LapsegInputError
+from lapseg.inference.engines import make_predictor
 from lapseg.inference.sliding_window import predict_sliding_window
 from lapseg.inference.tiling import tile_grid
+from lapseg.models import fuse_batchnorm
 
 TILE = 256
 OVERLAP = 0.25
@@ -70,10 +73,14 @@ def channels_last_predictor(model: nn.Module) -> Callable[[torch.Tensor], torch.
     return predictor
 
 
-def run_lapseg(model: nn.Module, image: torch.Tensor) -> torch.Tensor:
+def run_lapseg(
+    model: nn.Module,
+    image: torch.Tensor,
+    predictor: Callable[[torch.Tensor], torch.Tensor] | None = None,
+) -> torch.Tensor:
     with torch.inference_mode():
         return predict_sliding_window(
-            channels_last_predictor(model),
+            predictor or channels_last_predictor(model),
             image,
             tile_size=(TILE, TILE),
             overlap=OVERLAP,
@@ -196,6 +203,14 @@ def main() -> None:
         error = (tiled - whole)[:, inner, inner].abs().max().item()
         print(f"# 512x512 crop, max |{name} - whole-image forward| inside: {error:.2e}")
 
+    # What `lapseg predict` runs: BatchNorm folded into the convolutions (engine "torch"), and
+    # the optional ONNX Runtime engine on the same folded model.
+    fused = fuse_batchnorm(model).to(memory_format=torch.channels_last)
+    engines = {"lapseg predict (torch)": make_predictor(fused, engine="torch", in_channels=1)}
+    try:
+        engines["lapseg predict (onnx)"] = make_predictor(fused, engine="onnx", in_channels=1)
+    except LapsegInputError as error:
+        print(f"# onnx engine skipped: {error}")
     probe = make_peak_probe()
     candidates = {
         "probe": probe,
@@ -203,6 +218,8 @@ def main() -> None:
         "lapseg": lambda: run_lapseg(model, image),
         "monai": lambda: run_monai(model, image),
     }
+    for name, predictor in engines.items():
+        candidates[name] = lambda p=predictor: run_lapseg(model, image, p)
     # CPU seconds of this process as well: other users of a shared machine inflate wall times
     # of whichever candidate they coincide with, but hardly its CPU time.
     cpu: dict[str, list[float]] = {name: [] for name in candidates}
@@ -225,7 +242,7 @@ def main() -> None:
     megapixels = args.size * args.size / 1e6
     print(f"# medians of {rounds} interleaved rounds (wall s; CPU s of this process)")
     print(f"peak probe          {PROBE_FLOPS / medians['probe'] / 1e9:8.1f} GFLOP/s")
-    for name in ("bare network", "lapseg", "monai"):
+    for name in ("bare network", "lapseg", "monai", *engines):
         seconds = medians[name]
         rounds_text = " ".join(f"{t:.1f}" for t in wall[name])
         print(
@@ -237,6 +254,11 @@ def main() -> None:
         print(
             f"lapseg / {other:<12s} throughput: wall {medians[other] / medians['lapseg']:.3f}"
             f"  CPU {cpu_medians[other] / cpu_medians['lapseg']:.3f}"
+        )
+    for name in engines:
+        print(
+            f"{name} / monai throughput: wall {medians['monai'] / medians[name]:.3f}"
+            f"  CPU {cpu_medians['monai'] / cpu_medians[name]:.3f}"
         )
     for name in ("lapseg", "monai"):
         print(
