@@ -107,6 +107,13 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
         "--threshold", type=float, help="probability threshold for the fixed method (default 0.5)"
     )
     p.add_argument(
+        "--labels",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="also write instance label images to OUTPUT/labels/ (default: on for 3-class "
+        "models; binary models use connected components, see postprocess.* settings)",
+    )
+    p.add_argument(
         "--engine",
         choices=("torch", "onnx"),
         help="inference engine (default: the model's; onnx = ONNX Runtime on the CPU, ~2x faster)",
@@ -132,6 +139,13 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, help="folder for per_image.csv, summary.json, boxplots")
     p.add_argument(
         "--num-classes", type=int, default=2, help="number of classes incl. background (default 2)"
+    )
+    p.add_argument(
+        "--instances",
+        action="store_true",
+        help="instance metrics instead: CTC SEG, matching at IoU 0.5:0.95 (precision, recall, "
+        "F1, AP = TP/(TP+FP+FN), panoptic quality), splits and merges; label images are read "
+        "from PRED/labels when present",
     )
 
 
@@ -212,6 +226,7 @@ def run_predict(args: argparse.Namespace) -> int:
             args.output,
             axes=args.axes,
             predict=settings,
+            labels=args.labels,
             on_image=lambda _: bar.update(1),
         )
     print(
@@ -222,6 +237,18 @@ def run_predict(args: argparse.Namespace) -> int:
 
 def run_evaluate(args: argparse.Namespace) -> int:
     from lapseg.metrics.evaluate import evaluate_folders, format_metrics_table
+
+    if args.instances:
+        from lapseg.metrics.evaluate_instances import (
+            evaluate_instance_folders,
+            format_instance_table,
+        )
+
+        instance_result = evaluate_instance_folders(args.pred, args.truth, out_dir=args.out)
+        print(format_instance_table(instance_result))
+        if args.out is not None:
+            print(f"wrote instances_per_image.csv and instances_summary.json to {args.out}")
+        return 0
 
     result = evaluate_folders(args.pred, args.truth, num_classes=args.num_classes, out_dir=args.out)
     print(format_metrics_table(result))

@@ -24,6 +24,7 @@ import yaml
 
 from lapseg.data.temporal import TemporalConfig
 from lapseg.errors import LapsegInputError
+from lapseg.inference.instances import PostprocessConfig
 from lapseg.models.registry import PRESETS
 from lapseg.models.unet import UNetConfig
 
@@ -63,6 +64,10 @@ class DataConfig:
         "YX" for 2D arrays, "YXC" for RGB PNG/JPEG. Never guessed otherwise.
     mask_kind : "binary" (any nonzero is foreground), "instance" (label image: foreground for
         training, labels kept for instance metrics) or "classes" (class-index image).
+    target : "binary" (foreground vs background, or the class indices of "classes" masks) or
+        "three_class" (background / cell interior / cell boundary of ``boundary_width`` px from
+        instance labels, 002's output; needs ``model.out_channels=3``; prediction then writes
+        instance label images).
     resize : resize every image to (Y, X) before the network (004: 512x512); predictions are
         resized back to each input's own size.
     crop_or_pad : centre crop/pad every image to (Y, X) (000: 1024x1024); predictions are mapped
@@ -77,6 +82,8 @@ class DataConfig:
     mask_name: str = "instances_ids.png"
     axes: str | None = None
     mask_kind: str = "binary"
+    target: str = "binary"
+    boundary_width: int = 2
     val_fraction: float = 0.2
     test_fraction: float = 0.0
     split_file: str | None = None
@@ -86,6 +93,13 @@ class DataConfig:
     def __post_init__(self) -> None:
         _choice("data", "layout", self.layout, LAYOUTS)
         _choice("data", "mask_kind", self.mask_kind, MASK_KINDS)
+        _choice("data", "target", self.target, ("binary", "three_class"))
+        if self.boundary_width < 1:
+            raise LapsegInputError(f"data.boundary_width={self.boundary_width!r} must be >= 1")
+        if self.target == "three_class" and self.mask_kind == "classes":
+            raise LapsegInputError(
+                "data.target=three_class needs instance (or binary) masks, not data.mask_kind=classes"
+            )
         _fraction("data", "val_fraction", self.val_fraction)
         _fraction("data", "test_fraction", self.test_fraction)
         if self.val_fraction + self.test_fraction >= 1.0:
@@ -277,6 +291,13 @@ class LapsegConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     predict: PredictConfig = field(default_factory=PredictConfig)
     temporal: TemporalConfig = field(default_factory=TemporalConfig)
+    postprocess: PostprocessConfig = field(default_factory=PostprocessConfig)
+
+    def __post_init__(self) -> None:
+        if self.data.target == "three_class" and self.model.out_channels != 3:
+            raise LapsegInputError(
+                f"data.target=three_class needs model.out_channels=3 (got {self.model.out_channels})"
+            )
 
 
 SECTIONS: dict[str, type] = {
@@ -288,6 +309,7 @@ SECTIONS: dict[str, type] = {
     "train": TrainConfig,
     "predict": PredictConfig,
     "temporal": TemporalConfig,
+    "postprocess": PostprocessConfig,
 }
 
 

@@ -264,3 +264,76 @@ def test_predict_with_onnx_engine_matches_torch(trained_run: Path, tmp_path: Pat
         a = tifffile.imread(path)
         b = tifffile.imread(tmp_path / "onnx" / "probabilities" / path.name)
         np.testing.assert_allclose(a, b, atol=1e-4)
+
+
+def test_three_class_model_writes_instance_labels_and_evaluates(tmp_path: Path, capsys):
+    from conftest import write_pairs
+
+    data = write_pairs(tmp_path / "data", 4, seed=5)
+    three_class = [
+        "--set",
+        "data.target=three_class",
+        "--set",
+        "data.mask_kind=instance",
+        "--set",
+        "model.out_channels=3",
+        "--set",
+        "loss.border_weights=true",
+    ]
+    code, _, err = run(
+        ["train", "--data", data, "--out", tmp_path / "run", "--no-progress", *TINY, *three_class],
+        capsys,
+    )
+    assert code == 0, err
+    code, _, err = run(
+        [
+            "predict",
+            "--model",
+            tmp_path / "run",
+            "--input",
+            data / "images",
+            "--output",
+            tmp_path / "pred",
+            "--no-progress",
+        ],
+        capsys,
+    )
+    assert code == 0, err
+    labels = tifffile.imread(tmp_path / "pred" / "labels" / "img0.tif")
+    probs = tifffile.imread(tmp_path / "pred" / "probabilities" / "img0.tif")
+    assert labels.dtype == np.uint16 and labels.shape == (96, 96)
+    assert probs.shape == (3, 96, 96)
+    np.testing.assert_allclose(probs.sum(axis=0), 1.0, atol=1e-5)
+    code, stdout, err = run(
+        [
+            "evaluate",
+            "--instances",
+            "--pred",
+            tmp_path / "pred",
+            "--truth",
+            data / "masks",
+            "--out",
+            tmp_path / "eval",
+        ],
+        capsys,
+    )
+    assert code == 0, err
+    assert "SEG" in stdout or "seg" in stdout
+    assert (tmp_path / "eval" / "instances_summary.json").is_file()
+
+
+def test_three_class_needs_three_outputs(tiny_dataset: Path, tmp_path: Path, capsys):
+    code, _, err = run(
+        [
+            "train",
+            "--data",
+            tiny_dataset,
+            "--out",
+            tmp_path / "run",
+            *TINY,
+            "--set",
+            "data.target=three_class",
+        ],
+        capsys,
+    )
+    assert_one_line_error(code, err, "model.out_channels=3")

@@ -216,3 +216,13 @@ def test_tiled_prediction_gives_the_same_instances_as_whole_image(blend):
     for axis, cuts in enumerate(seams):
         extents = [np.nonzero(labels == k)[axis] for k in range(1, n_cells + 1)]
         assert any(e.min() < c <= e.max() for e in extents for c in cuts)
+
+
+def test_foreground_without_seed_is_dropped_and_empty_maps_give_no_object():
+    prob = np.zeros((3, 8, 8), np.float32)
+    prob[2] = 1.0  # all boundary: foreground, but no interior seed
+    assert instances_from_three_class(prob).max() == 0
+    prob = np.zeros((3, 8, 8), np.float32)
+    prob[0] = 1.0
+    assert instances_from_three_class(prob).max() == 0
+    assert instances_from_binary(prob[1], watershed=True).max() == 0

@@ -17,8 +17,9 @@ import torch
 
 from lapseg.config import AugmentConfig, DataConfig, LapsegConfig
 from lapseg.data.geometry import center_crop_or_pad, pad_to_at_least, resize_to, sample_patch_origin
-from lapseg.data.masks import mask_to_target
+from lapseg.data.masks import mask_to_target, to_instances
 from lapseg.data.normalization import NormalizationStats, apply_normalization
+from lapseg.data.targets import three_class_target
 from lapseg.errors import LapsegInputError
 from lapseg.io.discovery import SamplePaths
 from lapseg.io.images import read_image, read_mask
@@ -75,27 +76,32 @@ def prepare_sample(
     stats: NormalizationStats,
 ) -> Sample:
     """Normalise, reshape and convert a raw image/mask pair into a :class:`Sample`."""
-    from lapseg.data.masks import to_instances
-
     if image.shape[0] != config.model.in_channels:
         raise LapsegInputError(
             f"image has {image.shape[0]} channel(s) but model.in_channels="
             f"{config.model.in_channels}",
             path=paths.image,
         )
-    num_classes = max(config.model.out_channels, 2)
+    data = config.data
     normalised = apply_normalization(image, stats)
-    normalised = reshape_for_network(normalised, config.data, order=1).astype(np.float32)
-    target = mask_to_target(mask, kind=config.data.mask_kind, num_classes=num_classes)
-    target = reshape_for_network(target, config.data, order=0).astype(np.int64)
+    normalised = reshape_for_network(normalised, data, order=1).astype(np.float32)
     instances = None
-    if config.loss.border_weights:
-        if config.data.mask_kind == "classes":
+    if data.target == "three_class" or config.loss.border_weights:
+        if data.mask_kind == "classes":
             raise LapsegInputError(
                 "loss.border_weights needs binary or instance masks, not class-index masks"
             )
-        instances = reshape_for_network(to_instances(mask), config.data, order=0).astype(np.int32)
-    return Sample(name=paths.name, image=normalised, target=target, instances=instances)
+        # reshape before deriving targets, so widths are in network pixels
+        instances = reshape_for_network(to_instances(mask), data, order=0).astype(np.int32)
+    if data.target == "three_class":
+        target = three_class_target(instances, boundary_width=data.boundary_width)
+    else:
+        num_classes = max(config.model.out_channels, 2)
+        target = mask_to_target(mask, kind=data.mask_kind, num_classes=num_classes)
+        target = reshape_for_network(target, data, order=0)
+    return Sample(
+        name=paths.name, image=normalised, target=target.astype(np.int64), instances=instances
+    )
 
 
 class PatchDataset(torch.utils.data.Dataset):

@@ -20,6 +20,7 @@ from lapseg.data.geometry import center_crop_or_pad, resize_to, undo_center_crop
 from lapseg.data.normalization import NormalizationStats, apply_normalization
 from lapseg.errors import LapsegInputError
 from lapseg.inference.engines import Predictor, make_predictor
+from lapseg.inference.instances import instances_from_probabilities
 from lapseg.inference.thresholds import threshold_probabilities
 from lapseg.io.images import read_image, write_tiff
 from lapseg.models.registry import create_model
@@ -139,29 +140,40 @@ def probabilities_to_mask(
     return labels.astype(np.uint8 if prob.shape[0] <= 256 else np.uint16)
 
 
-def output_paths(output_dir: Path, image_path: Path) -> tuple[Path, Path]:
-    """Where the mask and probability map of ``image_path`` go."""
+OUTPUT_KINDS = ("masks", "probabilities", "labels")
+
+
+def output_stem(image_path: Path) -> str:
+    """File stem of an input (``a.ome.tif`` -> ``a``)."""
     name = image_path.name
     ome = next((s for s in (".ome.tiff", ".ome.tif") if name.lower().endswith(s)), None)
-    stem = name[: -len(ome)] if ome else image_path.stem
-    return output_dir / "masks" / f"{stem}.tif", output_dir / "probabilities" / f"{stem}.tif"
+    return name[: -len(ome)] if ome else image_path.stem
 
 
-def check_outputs_do_not_overwrite_inputs(inputs: Sequence[Path], outputs: Sequence[Path]) -> None:
-    """Refuse to run when an output path is one of the inputs."""
+def output_paths(output_dir: Path, image_path: Path, *, labels: bool) -> dict[str, Path]:
+    """Where the mask, probability map (and instance labels) of ``image_path`` go."""
+    kinds = OUTPUT_KINDS if labels else OUTPUT_KINDS[:2]
+    return {kind: output_dir / kind / f"{output_stem(image_path)}.tif" for kind in kinds}
+
+
+def check_outputs_do_not_overwrite_inputs(
+    inputs: Sequence[Path], planned: Sequence[dict[str, Path]]
+) -> None:
+    """Refuse to run when an output path is an input, or two inputs share an output."""
     resolved_inputs = {p.resolve() for p in inputs}
-    for path in outputs:
-        if path.resolve() in resolved_inputs:
-            raise LapsegInputError(
-                "output would overwrite an input file; choose another --output", path=path
-            )
-    stems: dict[Path, Path] = {}
-    for path, source in zip(outputs[::2], inputs, strict=False):
-        if path in stems:
-            raise LapsegInputError(
-                f"two inputs map to the same output ({stems[path].name}, {source.name})", path=path
-            )
-        stems[path] = source
+    owner: dict[Path, Path] = {}
+    for source, outputs in zip(inputs, planned, strict=True):
+        for path in outputs.values():
+            if path.resolve() in resolved_inputs:
+                raise LapsegInputError(
+                    "output would overwrite an input file; choose another --output", path=path
+                )
+            if path in owner:
+                raise LapsegInputError(
+                    f"two inputs map to the same output ({owner[path].name}, {source.name})",
+                    path=path,
+                )
+            owner[path] = source
 
 
 def predict_files(
@@ -171,33 +183,50 @@ def predict_files(
     *,
     axes: str | None = None,
     predict: PredictConfig | None = None,
+    labels: bool | None = None,
     on_image: Callable[[Path], None] | None = None,
-) -> list[tuple[Path, Path]]:
-    """Predict every input image; write ``masks/<stem>.tif`` and ``probabilities/<stem>.tif``.
+) -> list[dict[str, Path]]:
+    """Predict every input image; write ``masks/``, ``probabilities/`` (and ``labels/``).
 
-    Files are written atomically (a failure never leaves a half-written file), the pixel size of
-    each input is written back, and no output may overwrite an input.
+    ``labels`` (default: on for 3-class models) also writes uint16 instance label images made
+    by the model's ``postprocess`` settings. Files are written atomically (a failure never
+    leaves a half-written file), the pixel size of each input is written back, and no output may
+    overwrite an input.
     """
     output_dir = Path(output_dir)
-    planned = [output_paths(output_dir, p) for p in inputs]
-    check_outputs_do_not_overwrite_inputs(list(inputs), [p for pair in planned for p in pair])
-    settings = predict if predict is not None else models[0].config.predict
+    config = models[0].config
+    if labels is None:
+        labels = config.data.target == "three_class"
+    planned = [output_paths(output_dir, p, labels=labels) for p in inputs]
+    check_outputs_do_not_overwrite_inputs(list(inputs), planned)
+    settings = predict if predict is not None else config.predict
     method = settings.threshold_method
     threshold = models[0].threshold if method == "tuned" else settings.threshold
     written = []
-    for path, (mask_path, prob_path) in zip(inputs, planned, strict=True):
+    for path, outputs in zip(inputs, planned, strict=True):
         image = read_image(path, axes=axes)
         prob = predict_probabilities(models, image.array, predict=predict)
-        mask = probabilities_to_mask(prob, method=method, threshold=threshold)
+        if config.data.target == "three_class":
+            # foreground = interior + boundary; the mask is the union of the instances
+            mask = (prob[1] + prob[2] > config.postprocess.foreground_threshold).astype(
+                np.uint8
+            ) * 255
+        else:
+            mask = probabilities_to_mask(prob, method=method, threshold=threshold)
         prob_out = prob[0] if prob.shape[0] == 1 else prob
         write_tiff(
-            prob_path,
+            outputs["probabilities"],
             prob_out,
             axes="YX" if prob_out.ndim == 2 else "CYX",
             pixel_size=image.pixel_size,
         )
-        write_tiff(mask_path, mask, axes="YX", pixel_size=image.pixel_size)
-        written.append((mask_path, prob_path))
+        write_tiff(outputs["masks"], mask, axes="YX", pixel_size=image.pixel_size)
+        if labels:
+            instance_labels = instances_from_probabilities(
+                prob, config.postprocess, threshold=threshold
+            )
+            write_tiff(outputs["labels"], instance_labels, axes="YX", pixel_size=image.pixel_size)
+        written.append(outputs)
         if on_image is not None:
             on_image(path)
     return written

@@ -15,6 +15,7 @@ from lapseg.config import LapsegConfig
 from lapseg.data.dataset import Sample, prepare_sample, read_raw_sample
 from lapseg.data.normalization import NormalizationStats, fit_normalization
 from lapseg.data.split import read_split, split_random, validate_split
+from lapseg.data.targets import three_class_weight_map
 from lapseg.data.weightmap import border_weight_map
 from lapseg.io.discovery import (
     SamplePaths,
@@ -74,11 +75,28 @@ def with_border_weights(samples: Sequence[Sample], config: LapsegConfig) -> list
     if not config.loss.border_weights:
         return list(samples)
     balance = "balanced" if config.loss.class_weighting == "none" else None
+    loss = config.loss
+    if config.data.target == "three_class":
+        # between touching cells the pixels are "boundary", not background: weigh them by the
+        # distances to the two nearest cell interiors
+        return [
+            replace(
+                s,
+                weights=three_class_weight_map(
+                    s.instances,
+                    boundary_width=config.data.boundary_width,
+                    w0=loss.w0,
+                    sigma=loss.sigma,
+                    class_weights=balance,
+                ),
+            )
+            for s in samples
+        ]
     return [
         replace(
             s,
             weights=border_weight_map(
-                s.instances, w0=config.loss.w0, sigma=config.loss.sigma, class_weights=balance
+                s.instances, w0=loss.w0, sigma=loss.sigma, class_weights=balance
             ),
         )
         for s in samples
