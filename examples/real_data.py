@@ -30,6 +30,7 @@ from lapseg.config import load_config
 from lapseg.inference.predict import load_model, predict_files
 from lapseg.io.images import read_mask, write_png, write_tiff
 from lapseg.metrics.evaluate import evaluate_folders, format_metrics_table
+from lapseg.metrics.evaluate_instances import evaluate_instance_folders, format_instance_table
 from lapseg.training.trainer import fit
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -124,7 +125,8 @@ def main() -> None:
     train_seconds = time.perf_counter() - start
     model = load_model(result.run_dir)
     start = time.perf_counter()
-    predict_files([model], test_images, args.out / "predictions")
+    instances = args.dataset != "isbi2012"
+    predict_files([model], test_images, args.out / "predictions", labels=instances)
     predict_seconds = time.perf_counter() - start
     evaluation = evaluate_folders(args.out / "predictions", truth, out_dir=args.out / "evaluation")
     print(f"# machine: {platform.processor() or platform.machine()}, {platform.platform()}")
@@ -133,6 +135,11 @@ def main() -> None:
         f"({len(result.history)} epochs, best epoch {result.best_epoch}), prediction {predict_seconds:.1f} s"
     )
     print(format_metrics_table(evaluation))
+    if instances:
+        result = evaluate_instance_folders(
+            args.out / "predictions", truth, out_dir=args.out / "evaluation"
+        )
+        print(format_instance_table(result))
 
 
 if __name__ == "__main__":

@@ -114,6 +114,11 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
         "models; binary models use connected components, see postprocess.* settings)",
     )
     p.add_argument(
+        "--tta",
+        action="store_true",
+        help="test-time augmentation: average the 8 flips/rotations (dihedral group); ~8x slower",
+    )
+    p.add_argument(
         "--engine",
         choices=("torch", "onnx"),
         help="inference engine (default: the model's; onnx = ONNX Runtime on the CPU, ~2x faster)",
@@ -141,6 +146,12 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
         "--num-classes", type=int, default=2, help="number of classes incl. background (default 2)"
     )
     p.add_argument(
+        "--run",
+        type=Path,
+        help="run folder of the model: its report.html is rewritten with these results",
+    )
+    p.add_argument("--images", type=Path, help="input images of the predictions (report overlays)")
+    p.add_argument(
         "--instances",
         action="store_true",
         help="instance metrics instead: CTC SEG, matching at IoU 0.5:0.95 (precision, recall, "
@@ -165,6 +176,115 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
+def _add_cv(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "cv",
+        help="k-fold cross-validation with a per-fold table (004's protocol)",
+        description=(
+            "Deterministic k-fold cross-validation: fold k's held-out part is its test set, the "
+            "rest is split into training and validation. One run folder per fold, then "
+            "cv_summary.csv/.md (best validation loss and epoch, test recall/precision/Dice "
+            "averaged per image, mean and std) and cv_boxplot.png. Rerun the same command to "
+            "resume an interrupted CV at the fold where it stopped."
+        ),
+    )
+    p.add_argument("config", type=Path, nargs="?", help="YAML configuration (optional)")
+    p.add_argument("--data", required=True, type=Path, help="dataset folder (as for train)")
+    p.add_argument("--out", required=True, type=Path, help="CV folder")
+    p.add_argument("--folds", type=int, default=5, help="number of folds (default 5)")
+    p.add_argument(
+        "--group-pattern",
+        help="regex whose first group names a sample's group (e.g. its sequence); "
+        "no group is split across folds",
+    )
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _add_search(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "search",
+        help="Bayesian hyperparameter search (Optuna TPE + pruning)",
+        description=(
+            "Optuna TPE search over a YAML search space of dotted config keys; trials are pruned "
+            "on the per-epoch validation metric. The study lives in SQLite (OUT/study.db) so the "
+            "same command resumes it; --storage takes any RDB URL to share a study between "
+            "machines. Writes best_config.yaml, trials.csv and plots."
+        ),
+    )
+    p.add_argument("config", type=Path, nargs="?", help="YAML configuration (optional)")
+    p.add_argument("--data", required=True, type=Path, help="dataset folder (as for train)")
+    p.add_argument("--space", required=True, type=Path, help="YAML search space")
+    p.add_argument("--trials", type=int, default=20, help="trials to add in this call")
+    p.add_argument("--out", required=True, type=Path, help="search folder")
+    p.add_argument("--storage", help="Optuna storage URL (default sqlite:///OUT/study.db)")
+    p.add_argument("--study-name", help="study name (default: from the folder)")
+    p.add_argument("--metric", default="val_dice", help="history column to optimise")
+    p.add_argument("--direction", choices=("maximize", "minimize"), default="maximize")
+    p.add_argument("--pruner", choices=("hyperband", "median", "none"), default="hyperband")
+    p.add_argument("--seed", type=int, default=0, help="sampler seed")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+
+
+def _add_report(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "report",
+        help="write RUN_DIR/report.html (self-contained: config, curves, metrics, overlays)",
+        description=(
+            "One self-contained HTML page for a run folder: resolved config, data summary, "
+            "environment and training time, learning curves, metrics table, per-image boxplots, "
+            "best/worst images and overlays (ground truth yellow, prediction red). Evaluation and "
+            "prediction folders default to RUN_DIR/evaluation and RUN_DIR/predictions."
+        ),
+    )
+    p.add_argument("run", type=Path, help="run folder (from lapseg train)")
+    p.add_argument("--evaluation", type=Path, help="folder written by lapseg evaluate --out")
+    p.add_argument("--predictions", type=Path, help="folder written by lapseg predict")
+    p.add_argument("--images", type=Path, help="input images of the predictions (for overlays)")
+    p.add_argument("--truth", type=Path, help="ground-truth masks (for overlays)")
+    p.add_argument("--feature-maps", action="store_true", help="add per-level feature maps")
+    p.add_argument("--max-overlays", type=int, default=8, help="overlays to show (default 8)")
+
+
+def _add_baseline(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "baseline",
+        help="random-forest pixel classifier (the ilastik approach) to compare with",
+        description=(
+            "Train or apply a random forest on ilastik-like multi-scale pixel features (plus "
+            "Sobel edges, 001). Same data layout, split and outputs as train/predict, so "
+            "lapseg evaluate compares both on the same images."
+        ),
+    )
+    baseline = p.add_subparsers(dest="baseline_command", required=True, metavar="ACTION")
+    train = baseline.add_parser("train", help="train the forest on a dataset")
+    train.add_argument("--data", required=True, type=Path, help="dataset folder (as for train)")
+    train.add_argument("--out", required=True, type=Path, help="model folder to create")
+    train.add_argument("--config", type=Path, help="YAML configuration (baseline.* section)")
+    train.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    predict = baseline.add_parser("predict", help="apply a trained forest")
+    predict.add_argument("--model", required=True, type=Path, help="model folder")
+    predict.add_argument("--input", required=True, type=Path, help="image file or folder")
+    predict.add_argument("--output", required=True, type=Path, help="output folder")
+    predict.add_argument("--axes", help="axes of the input files (default: from metadata)")
+    predict.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _add_export_contours(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "export-contours",
+        help="object outlines as GeoJSON, ImageJ/Fiji ROI zip or edge-pixel CSV",
+        description=(
+            "Export the outline of every object of label images (or binary masks: connected "
+            "components) for Fiji/ImageJ (ROI zip), QuPath/GIS tools (GeoJSON) or as the edge "
+            "pixels (CSV label,y,x; 000)."
+        ),
+    )
+    p.add_argument("--labels", required=True, type=Path, help="label image file or folder")
+    p.add_argument("--out", required=True, type=Path, help="output folder")
+    p.add_argument("--format", choices=("geojson", "roi", "edges"), default="geojson")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``lapseg`` command."""
     parser = argparse.ArgumentParser(
@@ -177,7 +297,24 @@ def build_parser() -> argparse.ArgumentParser:
     _add_predict(sub)
     _add_evaluate(sub)
     _add_demo(sub)
+    _add_cv(sub)
+    _add_search(sub)
+    _add_report(sub)
+    _add_baseline(sub)
+    _add_export_contours(sub)
     return parser
+
+
+def _write_report_or_warn(run_dir: Path, **inputs: Path | None) -> None:
+    """The run report after train/evaluate; a report problem never fails the finished work."""
+    from lapseg.report.html import build_report
+
+    try:
+        print(f"report: {build_report(run_dir, **inputs)}")
+    except Exception as error:  # the training result stands; say what failed
+        print(
+            f"lapseg: warning: no report written ({type(error).__name__}: {error})", file=sys.stderr
+        )
 
 
 def run_train(args: argparse.Namespace) -> int:
@@ -193,6 +330,7 @@ def run_train(args: argparse.Namespace) -> int:
     if not args.data.exists():
         raise LapsegInputError("data folder not found", path=args.data)
     result = fit(config, args.data, args.out, resume=args.resume, progress=not args.no_progress)
+    _write_report_or_warn(result.run_dir)
     print(f"run folder: {result.run_dir}")
     print(
         f"best epoch {result.best_epoch}: {result.best_metric:.4f} ({config.train.monitor}); stopped by {result.stopped_because}"
@@ -207,6 +345,12 @@ def run_predict(args: argparse.Namespace) -> int:
     from lapseg.io.discovery import discover_images
 
     models = [load_model(path, device=args.device, engine=args.engine) for path in args.model]
+    if args.tta:
+        from dataclasses import replace
+
+        from lapseg.inference.tta import dihedral_tta
+
+        models = [replace(m, predictor=dihedral_tta(m.predictor)) for m in models]
     settings = with_overrides(
         models[0].config.predict,
         tile_size=tuple(args.tile_size) if args.tile_size else None,
@@ -254,6 +398,16 @@ def run_evaluate(args: argparse.Namespace) -> int:
     print(format_metrics_table(result))
     if args.out is not None:
         print(f"wrote per_image.csv, summary.json and boxplots to {args.out}")
+    if args.run is not None:
+        if args.out is None:
+            raise LapsegInputError("--run needs --out (the report reads the evaluation files)")
+        _write_report_or_warn(
+            args.run,
+            evaluation_dir=args.out,
+            predictions_dir=args.pred,
+            truth_dir=args.truth,
+            images_dir=args.images,
+        )
     return 0
 
 
@@ -266,7 +420,123 @@ def run_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"train": run_train, "predict": run_predict, "evaluate": run_evaluate, "demo": run_demo}
+def run_cv(args: argparse.Namespace) -> int:
+    from lapseg.config import load_config
+    from lapseg.training.cv import groups_from_pattern, run_cross_validation
+    from lapseg.training.data_setup import discover_samples
+
+    config = load_config(args.config, args.overrides)
+    groups = None
+    if args.group_pattern:
+        names = [s.name for s in discover_samples(args.data, config)]
+        groups = groups_from_pattern(names, args.group_pattern)
+    run_cross_validation(
+        config,
+        args.data,
+        args.out,
+        n_folds=args.folds,
+        groups=groups,
+        progress=not args.no_progress,
+    )
+    print((args.out / "cv_summary.md").read_text(encoding="utf-8"))
+    return 0
+
+
+def run_search_command(args: argparse.Namespace) -> int:
+    from lapseg.config import load_config
+    from lapseg.tuning.search import load_search_space, run_search
+
+    config = load_config(args.config, args.overrides)
+    result = run_search(
+        config,
+        args.data,
+        load_search_space(args.space),
+        args.out,
+        n_trials=args.trials,
+        storage=args.storage,
+        study_name=args.study_name,
+        metric=args.metric,
+        direction=args.direction,
+        pruner=args.pruner,
+        seed=args.seed,
+    )
+    print(
+        f"{result.n_trials_total} trial(s) in study {result.study_name!r} "
+        f"({result.n_complete} complete, {result.n_pruned} pruned)"
+    )
+    if result.best_value is None:
+        print("no trial completed yet")
+        return 0
+    print(f"best {args.metric}: {result.best_value:.4f} with {result.best_params}")
+    print(f"ready-to-train config: {result.best_config}")
+    return 0
+
+
+def run_report(args: argparse.Namespace) -> int:
+    from lapseg.report.html import build_report
+
+    if not args.run.is_dir():
+        raise LapsegInputError("run folder not found", path=args.run)
+    path = build_report(
+        args.run,
+        evaluation_dir=args.evaluation,
+        predictions_dir=args.predictions,
+        images_dir=args.images,
+        truth_dir=args.truth,
+        feature_maps=args.feature_maps,
+        max_overlays=args.max_overlays,
+    )
+    print(f"wrote {path}")
+    return 0
+
+
+def run_baseline(args: argparse.Namespace) -> int:
+    from lapseg.baseline.pipeline import predict_baseline, train_baseline
+
+    if args.baseline_command == "train":
+        from lapseg.config import load_config
+
+        config = load_config(args.config, args.overrides)
+        if not args.data.exists():
+            raise LapsegInputError("data folder not found", path=args.data)
+        out = train_baseline(args.data, args.out, config, settings=config.baseline)
+        print(f"baseline model folder: {out}")
+        return 0
+    from tqdm.auto import tqdm
+
+    with tqdm(unit="image", disable=args.no_progress) as bar:
+        written = predict_baseline(
+            args.model, [args.input], args.output, axes=args.axes, on_image=lambda _: bar.update(1)
+        )
+    print(f"wrote {len(written)} mask(s) to {args.output / 'masks'}")
+    return 0
+
+
+def run_export_contours(args: argparse.Namespace) -> int:
+    from lapseg.inference.predict import output_stem
+    from lapseg.io.contours import contour_path, write_contours
+    from lapseg.io.discovery import discover_images
+    from lapseg.io.images import read_mask
+
+    files = discover_images(args.labels)
+    for path in files:
+        target = contour_path(args.out, output_stem(path), args.format)
+        write_contours(read_mask(path), target, fmt=args.format)
+    print(f"wrote {len(files)} {args.format} file(s) to {args.out}")
+    return 0
+
+
+COMMANDS = {
+    "train": run_train,
+    "predict": run_predict,
+    "evaluate": run_evaluate,
+    "demo": run_demo,
+    "cv": run_cv,
+    "search": run_search_command,
+    "report": run_report,
+    "baseline": run_baseline,
+    "export-contours": run_export_contours,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -22,6 +22,7 @@ from typing import Any
 
 import yaml
 
+from lapseg.baseline.settings import BaselineConfig
 from lapseg.data.temporal import TemporalConfig
 from lapseg.errors import LapsegInputError
 from lapseg.inference.instances import PostprocessConfig
@@ -292,6 +293,7 @@ class LapsegConfig:
     predict: PredictConfig = field(default_factory=PredictConfig)
     temporal: TemporalConfig = field(default_factory=TemporalConfig)
     postprocess: PostprocessConfig = field(default_factory=PostprocessConfig)
+    baseline: BaselineConfig = field(default_factory=BaselineConfig)
 
     def __post_init__(self) -> None:
         if self.data.target == "three_class" and self.model.out_channels != 3:
@@ -310,6 +312,7 @@ SECTIONS: dict[str, type] = {
     "predict": PredictConfig,
     "temporal": TemporalConfig,
     "postprocess": PostprocessConfig,
+    "baseline": BaselineConfig,
 }
 
 

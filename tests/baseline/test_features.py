@@ -49,7 +49,11 @@ def test_features_against_scipy_and_skimage() -> None:
     np.testing.assert_allclose(features[_row("c0_log_s1.6", 1, sigmas)], log, atol=1e-5)
     # independent reference for the Hessian eigenvalues: scikit-image (same Gaussian derivatives)
     h = hessian_matrix(
-        plane, sigma=1.6, order="rc", use_gaussian_derivatives=True, mode="reflect",
+        plane,
+        sigma=1.6,
+        order="rc",
+        use_gaussian_derivatives=True,
+        mode="reflect",
     )
     eig = hessian_matrix_eigvals(h)  # largest first
     # skimage uses truncate=4; compare away from where the truncation matters (interior)

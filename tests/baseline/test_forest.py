@@ -58,17 +58,19 @@ def test_learns_separable_task() -> None:
     test_image, test_target = _discs(99)
     prob = predict_forest(model, test_image, tile=32)
     assert prob.shape == (1, 64, 64) and prob.dtype == np.float32
-    assert 0.0 <= prob.min() and prob.max() <= 1.0
+    assert prob.min() >= 0.0 and prob.max() <= 1.0
     assert _dice(prob[0] > 0.5, test_target.astype(bool)) > 0.9
 
 
 def test_tiled_prediction_does_not_depend_on_tile() -> None:
     images, targets = zip(*[_discs(s) for s in range(2)], strict=True)
-    model = train_forest(list(images), list(targets), normalization=_stats(list(images)),
-                         settings=FAST)
+    model = train_forest(
+        list(images), list(targets), normalization=_stats(list(images)), settings=FAST
+    )
     image = _discs(5, (50, 70))[0]
-    np.testing.assert_allclose(predict_forest(model, image, tile=17),
-                               predict_forest(model, image, tile=512), atol=1e-6)
+    np.testing.assert_allclose(
+        predict_forest(model, image, tile=17), predict_forest(model, image, tile=512), atol=1e-6
+    )
 
 
 def test_sample_pixels_matches_whole_image_features() -> None:
@@ -114,10 +116,12 @@ def test_normalisation_comes_from_training_data_only() -> None:
 def test_bounded_memory_on_large_image() -> None:
     """Peak memory of tiled prediction stays far below the whole-image feature stack."""
     images, targets = zip(*[_discs(s) for s in range(2)], strict=True)
-    settings = BaselineConfig(sigmas=(1.0, 2.0), n_pixels_per_image=500, n_estimators=3,
-                              max_depth=6)
-    model = train_forest(list(images), list(targets), normalization=_stats(list(images)),
-                         settings=settings)
+    settings = BaselineConfig(
+        sigmas=(1.0, 2.0), n_pixels_per_image=500, n_estimators=3, max_depth=6
+    )
+    model = train_forest(
+        list(images), list(targets), normalization=_stats(list(images)), settings=settings
+    )
     size = 1024
     image = np.random.default_rng(0).normal(100, 8, (1, size, size)).astype(np.float32)
     n_features = 2 * 8 + 1
@@ -135,8 +139,9 @@ def test_bounded_memory_on_large_image() -> None:
 
 def test_save_load_roundtrip(tmp_path: Path) -> None:
     images, targets = zip(*[_discs(s) for s in range(2)], strict=True)
-    model = train_forest(list(images), list(targets), normalization=_stats(list(images)),
-                         settings=FAST)
+    model = train_forest(
+        list(images), list(targets), normalization=_stats(list(images)), settings=FAST
+    )
     save_forest(model, tmp_path / "m")
     meta = json.loads((tmp_path / "m" / "baseline.json").read_text())
     assert meta["sigmas"] == [1.0, 3.5] and len(meta["feature_names"]) == 17
@@ -152,8 +157,9 @@ def test_load_refuses_untrusted_types(tmp_path: Path) -> None:
     from sklearn.preprocessing import FunctionTransformer
 
     images, targets = zip(*[_discs(s) for s in range(1)], strict=True)
-    model = train_forest(list(images), list(targets), normalization=_stats(list(images)),
-                         settings=FAST)
+    model = train_forest(
+        list(images), list(targets), normalization=_stats(list(images)), settings=FAST
+    )
     save_forest(model, tmp_path / "m")
     evil = Pipeline([("f", FunctionTransformer(np.exp)), ("rf", model.classifier)])
     sio.dump(evil, tmp_path / "m" / "forest.skops")
@@ -173,8 +179,12 @@ def test_bad_inputs(tmp_path: Path) -> None:
     with pytest.raises(LapsegInputError, match="integers"):
         train_forest([image], [target.astype(float)], normalization=stats)
     with pytest.raises(LapsegInputError, match="channels"):
-        train_forest([image, np.concatenate([image, image])], [target, target],
-                     normalization=stats, settings=FAST)
+        train_forest(
+            [image, np.concatenate([image, image])],
+            [target, target],
+            normalization=stats,
+            settings=FAST,
+        )
     with pytest.raises(LapsegInputError, match="n_estimators"):
         BaselineConfig(n_estimators=0)
     with pytest.raises(LapsegInputError, match="sigmas"):
@@ -216,3 +226,23 @@ def test_pipeline_writes_predict_layout_and_evaluates(tmp_path: Path) -> None:
         train_baseline(tmp_path / "data", out, config, settings=FAST)
     with pytest.raises(LapsegInputError, match="overwrite"):
         predict_baseline(out, [tmp_path / "pred" / "masks"], tmp_path / "pred")
+
+
+@pytest.mark.slow
+def test_bounded_memory_on_4096_image() -> None:
+    """A 4096 x 4096 image: peak memory is a few image-sized planes, not the feature stack."""
+    image, target = _discs(0)
+    settings = BaselineConfig(
+        sigmas=(1.0, 2.0), n_pixels_per_image=500, n_estimators=2, max_depth=4
+    )
+    model = train_forest([image], [target], normalization=_stats([image]), settings=settings)
+    big = np.random.default_rng(0).normal(100, 8, (1, 4096, 4096)).astype(np.float32)
+    whole_features = 17 * 4096 * 4096 * 4  # 1.14 GB
+    tracemalloc.start()
+    try:
+        prob = predict_forest(model, big, tile=512)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert prob.shape == (1, 4096, 4096)
+    assert peak < 0.3 * whole_features, f"peak {peak / 1e6:.0f} MB"

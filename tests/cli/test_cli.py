@@ -86,7 +86,8 @@ def test_train_predict_evaluate_round_trip(trained_run: Path, capsys, tmp_path: 
     assert set(np.unique(mask)) <= {0, 255}
     assert prob.dtype == np.float32 and prob.min() >= 0.0 and prob.max() <= 1.0
     np.testing.assert_array_equal(mask == 255, prob > 0.5)
-    code, stdout, _ = run(
+    assert (trained_run / "run" / "report.html").is_file()  # written at the end of train
+    code, stdout, err = run(
         [
             "evaluate",
             "--pred",
@@ -95,12 +96,19 @@ def test_train_predict_evaluate_round_trip(trained_run: Path, capsys, tmp_path: 
             trained_run / "data" / "masks",
             "--out",
             tmp_path / "eval",
+            "--run",
+            trained_run / "run",
+            "--images",
+            trained_run / "data" / "images",
         ],
         capsys,
     )
-    assert code == 0
+    assert code == 0, err
+    assert "warning" not in err
     assert "dice" in stdout
     assert (tmp_path / "eval" / "summary.json").is_file()
+    html = (trained_run / "run" / "report.html").read_text()
+    assert 'id="metrics"' in html and 'id="overlays"' in html
 
 
 def test_train_missing_data_folder(tmp_path: Path, capsys):
@@ -337,3 +345,102 @@ def test_three_class_needs_three_outputs(tiny_dataset: Path, tmp_path: Path, cap
         capsys,
     )
     assert_one_line_error(code, err, "model.out_channels=3")
+
+
+@pytest.mark.slow
+def test_cv_command_writes_summary_and_resumes(tmp_path: Path, capsys):
+    from conftest import write_pairs
+
+    data = write_pairs(tmp_path / "data", 6, seed=9)
+    args = ["cv", "--data", data, "--out", tmp_path / "cv", "--folds", "3", "--no-progress", *TINY]
+    code, stdout, err = run(args, capsys)
+    assert code == 0, err
+    assert "fold" in stdout.lower()
+    summary = (tmp_path / "cv" / "cv_summary.csv").read_text()
+    assert summary.count("\n") >= 4  # header + 3 folds (+ mean/std)
+    mtime = (tmp_path / "cv" / "fold0" / "best.pt").stat().st_mtime
+    code, _, err = run(args, capsys)  # finished folds are not retrained
+    assert code == 0, err
+    assert (tmp_path / "cv" / "fold0" / "best.pt").stat().st_mtime == mtime
+
+
+def test_search_command_rejects_bad_space(tiny_dataset: Path, tmp_path: Path, capsys):
+    space = tmp_path / "space.yaml"
+    space.write_text("train.lr: {type: float, low: 0.1, high: 0.01}\n")
+    code, _, err = run(
+        [
+            "search",
+            "--data",
+            tiny_dataset,
+            "--space",
+            space,
+            "--trials",
+            "1",
+            "--out",
+            tmp_path / "s",
+        ],
+        capsys,
+    )
+    assert_one_line_error(code, err, "train.lr")
+
+
+def test_predict_tta_option(trained_run: Path, tmp_path: Path, capsys):
+    code, _, err = run(
+        [
+            "predict",
+            "--model",
+            trained_run / "run",
+            "--input",
+            trained_run / "data" / "images" / "img0.tif",
+            "--output",
+            tmp_path / "tta",
+            "--tta",
+            "--no-progress",
+        ],
+        capsys,
+    )
+    assert code == 0, err
+    prob = tifffile.imread(tmp_path / "tta" / "probabilities" / "img0.tif")
+    assert prob.shape == (96, 96) and prob.min() >= 0.0 and prob.max() <= 1.0
+
+
+def test_export_contours_and_baseline_commands(trained_run: Path, tmp_path: Path, capsys):
+    import json
+
+    masks = trained_run / "data" / "masks"
+    code, _, err = run(["export-contours", "--labels", masks, "--out", tmp_path / "geo"], capsys)
+    assert code == 0, err
+    features = json.loads((tmp_path / "geo" / "img0.geojson").read_text())["features"]
+    assert len(features) == len(np.unique(tifffile.imread(masks / "img0.tif"))) - 1
+    code, _, err = run(
+        [
+            "baseline",
+            "train",
+            "--data",
+            trained_run / "data",
+            "--out",
+            tmp_path / "forest",
+            "--set",
+            "baseline.n_estimators=5",
+            "--set",
+            "baseline.n_pixels_per_image=500",
+        ],
+        capsys,
+    )
+    assert code == 0, err
+    code, _, err = run(
+        [
+            "baseline",
+            "predict",
+            "--model",
+            tmp_path / "forest",
+            "--input",
+            trained_run / "data" / "images",
+            "--output",
+            tmp_path / "rf",
+            "--no-progress",
+        ],
+        capsys,
+    )
+    assert code == 0, err
+    assert len(list((tmp_path / "rf" / "masks").glob("*.tif"))) == 4

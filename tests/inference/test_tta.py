@@ -94,3 +94,19 @@ def test_bad_inputs():
         dihedral_tta(nn.Identity(), transforms=[(0, False), (4, False)])
     with pytest.raises(ValueError, match=r"\(B, C, Y, X\)"):
         dihedral_tta(nn.Identity())(torch.zeros(3, 4, 4))
+
+
+def test_tta_wraps_a_loaded_models_predictor():
+    from lapseg.inference.engines import torch_predictor
+
+    model = create_model(UNetConfig(base_features=4, depth=2)).eval()
+    image = torch.rand(1, 32, 16, generator=torch.Generator().manual_seed(4))
+    settings = PredictConfig(tile_size=(32, 16))
+    with torch.inference_mode():
+        via_module = predict_logits(DihedralTTA(model), image, settings)
+        via_predictor = predict_logits(
+            model, image, settings, predictor=dihedral_tta(torch_predictor(model))
+        )
+        plain = predict_logits(model, image, settings)
+    torch.testing.assert_close(via_predictor, via_module, rtol=1e-5, atol=1e-5)
+    assert not torch.allclose(via_predictor, plain)

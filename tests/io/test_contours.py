@@ -12,6 +12,7 @@ from roifile import roiread
 from skimage.draw import disk, ellipse, polygon
 from skimage.segmentation import find_boundaries
 
+from lapseg.errors import LapsegInputError
 from lapseg.io.contours import (
     as_labels,
     contour_path,
@@ -22,7 +23,6 @@ from lapseg.io.contours import (
     write_geojson,
     write_imagej_rois,
 )
-from lapseg.errors import LapsegInputError
 
 
 def _labels() -> np.ndarray:

@@ -22,8 +22,13 @@ def test_one_map_per_level_with_expected_shapes() -> None:
     model = _model()
     image = np.random.default_rng(0).random((1, 32, 40)).astype(np.float32)
     maps = capture_feature_maps(model, image)
-    assert [m.name for m in maps] == ["encoder 0", "encoder 1", "encoder 2", "decoder 1",
-                                      "decoder 0"]
+    assert [m.name for m in maps] == [
+        "encoder 0",
+        "encoder 1",
+        "encoder 2",
+        "decoder 1",
+        "decoder 0",
+    ]
     assert [m.array.shape for m in maps] == [(32, 40), (16, 20), (8, 10), (16, 20), (32, 40)]
     assert [m.n_channels for m in maps] == [4, 8, 16, 8, 4]
     # hooks are removed and the training mode is restored

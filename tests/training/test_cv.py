@@ -13,6 +13,7 @@ from lapseg.training import trainer as trainer_module
 from lapseg.training.cv import (
     best_validation_loss,
     format_cv_markdown,
+    groups_from_pattern,
     make_folds,
     run_cross_validation,
     summarize_folds,
@@ -69,6 +70,21 @@ def test_grouped_folds_keep_sequences_together():
         assert not owners["train"] & owners["test"]
         assert not owners["val"] & owners["test"]
     assert make_folds(NAMES, 2, groups=groups, seed=1, val_fraction=0.3) == folds
+
+
+def test_groups_from_pattern():
+    names = ["seqA_t1", "seqA_t2", "seqB_t1"]
+    assert groups_from_pattern(names, r"^(.*)_t\d+$") == {
+        "seqA_t1": "seqA",
+        "seqA_t2": "seqA",
+        "seqB_t1": "seqB",
+    }
+    with pytest.raises(LapsegInputError, match="does not match"):
+        groups_from_pattern([*names, "other"], r"^(.*)_t\d+$")
+    with pytest.raises(LapsegInputError, match="capture group"):
+        groups_from_pattern(names, r"seq")
+    with pytest.raises(LapsegInputError, match="not a valid regex"):
+        groups_from_pattern(names, r"(")
 
 
 @pytest.mark.parametrize(

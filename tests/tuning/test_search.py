@@ -114,7 +114,7 @@ def test_search_writes_best_config_and_resumes(tiny_dataset: Path, tmp_path: Pat
     out = tmp_path / "search"
     result = run_search(config, tiny_dataset, SPACE, out, n_trials=3, seed=1, pruner="median")
     assert result.n_trials_total == 3
-    assert result.n_complete + result.n_pruned == 3
+    assert result.n_complete == 3  # the median pruner never prunes its first 3 trials
     assert (out / "study.db").is_file()
     for k in range(3):
         assert (out / "trials" / f"{k:03d}" / "history.csv").is_file()
@@ -123,8 +123,7 @@ def test_search_writes_best_config_and_resumes(tiny_dataset: Path, tmp_path: Pat
     assert best.train.batch_size == result.best_params["train.batch_size"]
     assert best.model.base_features == 4  # the base configuration is kept
     assert (out / "optimization_history.png").stat().st_size > 0
-    if result.n_complete >= 2:
-        assert (out / "param_importances.png").stat().st_size > 0
+    assert (out / "param_importances.png").stat().st_size > 0
     with (out / "trials.csv").open() as handle:
         rows = list(csv.DictReader(handle))
     assert [r["number"] for r in rows] == ["0", "1", "2"]

@@ -1,38 +1,14 @@
-"""Random-forest pixel classifier baseline (ilastik-style features, scikit-learn forest)."""
+"""Random-forest pixel classifier baseline (ilastik-style features, scikit-learn forest).
+
+Submodules: :mod:`~lapseg.baseline.settings` (``BaselineConfig``, no heavy imports),
+:mod:`~lapseg.baseline.features` (per-pixel features, tiled), :mod:`~lapseg.baseline.forest`
+(train / predict / save / load) and :mod:`~lapseg.baseline.pipeline` (dataset folder in,
+``lapseg predict`` layout out). Import those directly; this package imports only the settings so
+that :mod:`lapseg.config` can use them.
+"""
 
 from __future__ import annotations
 
-from lapseg.baseline.features import (
-    DEFAULT_SIGMAS,
-    compute_features,
-    feature_halo,
-    feature_names,
-    iter_feature_tiles,
-)
-from lapseg.baseline.forest import (
-    BaselineConfig,
-    ForestModel,
-    load_forest,
-    predict_forest,
-    sample_pixels,
-    save_forest,
-    train_forest,
-)
-from lapseg.baseline.pipeline import predict_baseline, train_baseline
+from lapseg.baseline.settings import DEFAULT_SIGMAS, BaselineConfig
 
-__all__ = [
-    "DEFAULT_SIGMAS",
-    "BaselineConfig",
-    "ForestModel",
-    "compute_features",
-    "feature_halo",
-    "feature_names",
-    "iter_feature_tiles",
-    "load_forest",
-    "predict_baseline",
-    "predict_forest",
-    "sample_pixels",
-    "save_forest",
-    "train_baseline",
-    "train_forest",
-]
+__all__ = ["DEFAULT_SIGMAS", "BaselineConfig"]

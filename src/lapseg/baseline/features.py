@@ -28,6 +28,7 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 from scipy import ndimage as ndi
 
+from lapseg.baseline.settings import DEFAULT_SIGMAS, check_sigmas
 from lapseg.errors import LapsegInputError
 
 __all__ = [
@@ -39,9 +40,6 @@ __all__ = [
     "feature_names",
     "iter_feature_tiles",
 ]
-
-DEFAULT_SIGMAS: tuple[float, ...] = (0.7, 1.0, 1.6, 3.5, 5.0, 10.0)
-"""ilastik's default feature scales (pixels)."""
 
 TRUNCATE: float = 3.0
 """Gaussian kernels are cut at this many standard deviations."""
@@ -60,17 +58,6 @@ PER_SCALE_FEATURES: tuple[str, ...] = (
 
 _DOG_RATIO = 0.66  # ilastik's ratio of the inner Gaussian of the difference of Gaussians
 _STRUCTURE_OUTER = 0.5  # outer (smoothing) scale of the structure tensor, relative to sigma
-
-
-def check_sigmas(sigmas: Sequence[float]) -> tuple[float, ...]:
-    """Validated scales as a tuple of positive finite floats (at least one)."""
-    try:
-        values = tuple(float(s) for s in sigmas)
-    except (TypeError, ValueError):
-        raise LapsegInputError(f"feature sigmas must be numbers, got {sigmas!r}") from None
-    if not values or not all(np.isfinite(s) and s > 0 for s in values):
-        raise LapsegInputError(f"feature sigmas must be positive numbers, got {list(sigmas)}")
-    return values
 
 
 def _radius(sigma: float) -> int:

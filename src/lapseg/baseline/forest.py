@@ -22,12 +22,8 @@ from typing import Any
 import numpy as np
 from sklearn.ensemble import RandomForestClassifier
 
-from lapseg.baseline.features import (
-    DEFAULT_SIGMAS,
-    check_sigmas,
-    feature_names,
-    iter_feature_tiles,
-)
+from lapseg.baseline.features import DEFAULT_SIGMAS, feature_names, iter_feature_tiles
+from lapseg.baseline.settings import BaselineConfig, check_sigmas
 from lapseg.data.normalization import NormalizationStats, apply_normalization
 from lapseg.errors import LapsegInputError
 from lapseg.io.images import atomic_output
@@ -49,54 +45,6 @@ META_FILE = "baseline.json"
 
 # Types inside a fitted RandomForestClassifier that skops does not trust by default.
 _TRUSTED_TYPES: tuple[str, ...] = ("sklearn.tree._tree.Tree",)
-
-
-@dataclass(frozen=True)
-class BaselineConfig:
-    """Settings of the random-forest baseline (config section ``baseline``).
-
-    Attributes
-    ----------
-    sigmas : tuple of float
-        Feature scales in pixels (ilastik's defaults).
-    n_pixels_per_image : int
-        Training pixels sampled at random from each training image.
-    n_estimators : int
-        Trees in the forest.
-    max_depth : int or None
-        Depth limit of each tree (None: grow until pure).
-    min_samples_leaf : int
-        Minimum training pixels in a leaf.
-    tile : int
-        Tile edge for feature computation and prediction (bounded memory).
-    n_jobs : int or None
-        Parallel jobs of scikit-learn (None: 1, -1: all cores).
-    seed : int
-        Seed of pixel sampling and of the forest.
-    """
-
-    sigmas: tuple[float, ...] = DEFAULT_SIGMAS
-    n_pixels_per_image: int = 20000
-    n_estimators: int = 100
-    max_depth: int | None = None
-    min_samples_leaf: int = 1
-    tile: int = 512
-    n_jobs: int | None = None
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "sigmas", check_sigmas(self.sigmas))
-        for name in ("n_pixels_per_image", "n_estimators", "min_samples_leaf", "tile"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise LapsegInputError(f"baseline.{name} must be an integer >= 1, got {value!r}")
-        depth = self.max_depth
-        if depth is not None and (
-            isinstance(depth, bool) or not isinstance(depth, int) or depth < 1
-        ):
-            raise LapsegInputError(f"baseline.max_depth must be None or >= 1, got {depth!r}")
-        if self.n_jobs is not None and (isinstance(self.n_jobs, bool) or self.n_jobs == 0):
-            raise LapsegInputError(f"baseline.n_jobs must be None, -1 or >= 1, got {self.n_jobs!r}")
 
 
 @dataclass(frozen=True)
@@ -304,15 +252,18 @@ def predict_forest(model: ForestModel, image: np.ndarray, *, tile: int = 512) ->
         )
     normalised = apply_normalization(image, model.normalization)
     k = model.num_classes
-    probs = np.zeros((k, *image.shape[-2:]), dtype=np.float32)
-    classes = model.classifier.classes_.astype(np.int64)
+    # binary models keep only the foreground row, so the output is one (Y, X) plane
+    rows = [1] if k == 2 else list(range(k))
+    probs = np.zeros((len(rows), *image.shape[-2:]), dtype=np.float32)
+    classes = model.classifier.classes_.astype(np.int64).tolist()
     for rs, cs, feats in iter_feature_tiles(normalised, sigmas=model.sigmas, tile=tile):
         flat = feats.reshape(feats.shape[0], -1).T
         p = model.classifier.predict_proba(flat).astype(np.float32)
         shape = (rs.stop - rs.start, cs.stop - cs.start)
-        for column, cls in enumerate(classes):
-            probs[cls, rs, cs] = p[:, column].reshape(shape)
-    return probs[1:] if k == 2 else probs
+        for out_row, cls in enumerate(rows):
+            if cls in classes:
+                probs[out_row, rs, cs] = p[:, classes.index(cls)].reshape(shape)
+    return probs
 
 
 def save_forest(model: ForestModel, folder: str | Path) -> Path:

@@ -149,10 +149,11 @@ def predict_baseline(
     if not files:
         raise LapsegInputError("no input images given")
     output_dir = Path(output_dir)
-    planned = [output_paths(output_dir, p) for p in files]
-    check_outputs_do_not_overwrite_inputs(files, [p for pair in planned for p in pair])
+    planned = [output_paths(output_dir, p, labels=False) for p in files]
+    check_outputs_do_not_overwrite_inputs(files, planned)
     written = []
-    for path, (mask_path, prob_path) in zip(files, planned, strict=True):
+    for path, outputs in zip(files, planned, strict=True):
+        mask_path, prob_path = outputs["masks"], outputs["probabilities"]
         image = read_image(path, axes=axes)
         try:
             prob = predict_forest(model, image.array, tile=tile)

@@ -8,17 +8,22 @@ nnU-Net uses; probabilities follow by the usual activation afterwards.
 A U-Net with square-pixel convolutions is not exactly rotation-equivariant, so TTA smooths its
 orientation bias at 8x the prediction cost. Rotations swap the tile's height and width, so the
 predictor must accept both orientations (a U-Net does whenever both sizes are multiples of its
-``size_multiple``, which the sliding window guarantees).
+``size_multiple``, which the sliding window guarantees; an ONNX model needs dynamic spatial
+axes).
+
+Use it on a loaded model's predictor (any engine)::
+
+    loaded = dataclasses.replace(loaded, predictor=dihedral_tta(loaded.predictor))
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn
 
-Predictor = Callable[[torch.Tensor], torch.Tensor]
+from lapseg.inference.sliding_window import Predictor
 
 DIHEDRAL: tuple[tuple[int, bool], ...] = tuple((k, f) for f in (False, True) for k in range(4))
 """The 8 elements of the dihedral group as ``(quarter_turns, flip_x)``; identity first."""

@@ -7,6 +7,7 @@ during one forward pass; the hooks are removed afterwards, whatever happens. The
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -101,7 +102,7 @@ def capture_feature_maps(
     depth = len(model.decoder)
     blocks += [(f"decoder {depth - 1 - i}", m) for i, m in enumerate(model.decoder)]
 
-    def hook_for(name: str):  # noqa: ANN202 - torch hook signature
+    def hook_for(name: str) -> Callable[[torch.nn.Module, object, torch.Tensor], None]:
         def hook(_module: torch.nn.Module, _inputs: object, output: torch.Tensor) -> None:
             outputs.append((name, output.detach()))
 

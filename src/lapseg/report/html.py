@@ -57,7 +57,7 @@ overflow:auto;max-height:30em} figure{display:inline-block;margin:4px;vertical-a
 figcaption{font-size:12px;text-align:center} img.thumb{max-width:256px;border:1px solid #999}
 img.plot{max-width:100%} .lightbox{display:none;position:fixed;inset:0;background:rgba(0,0,0,.85);
 z-index:10;overflow:auto;text-align:center} .lightbox:target{display:block}
-.lightbox img{margin:2em auto;image-rendering:pixelated;max-width:none}
+.lightbox img{margin:2em auto;image-rendering:pixelated;max-width:none;min-width:min(90vw,768px)}
 .note{color:#666;font-style:italic}
 """
 
@@ -125,7 +125,7 @@ def _fmt(value: Any) -> str:
     if isinstance(value, int):
         return str(value)
     if not math.isfinite(value):
-        return "–"
+        return "n/a"
     return f"{value:.3e}" if value != 0 and abs(value) < 0.001 else f"{value:.4f}"
 
 

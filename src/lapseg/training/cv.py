@@ -25,6 +25,7 @@ import csv
 import io
 import json
 import math
+import re
 import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -181,6 +182,26 @@ def make_folds(
     return folds
 
 
+def groups_from_pattern(names: Sequence[str], pattern: str) -> dict[str, str]:
+    r"""Group of each sample name: the first capture group of the regular expression
+    ``pattern`` (searched in the name), e.g. ``r"^(.*)_t\d+$"`` for ``seqA_t003``."""
+    try:
+        regex = re.compile(pattern)
+    except re.error as error:
+        raise LapsegInputError(
+            f"group pattern {pattern!r} is not a valid regex ({error})"
+        ) from None
+    if regex.groups < 1:
+        raise LapsegInputError(f"group pattern {pattern!r} needs one (capture group)")
+    groups = {}
+    for name in names:
+        match = regex.search(name)
+        if match is None or match.group(1) is None:
+            raise LapsegInputError(f"sample {name!r} does not match the group pattern {pattern!r}")
+        groups[name] = match.group(1)
+    return groups
+
+
 # --------------------------------------------------------------------------- one fold
 
 
@@ -199,9 +220,10 @@ def best_validation_loss(history: Sequence[Mapping[str, Any]]) -> tuple[float, i
     best, epoch = math.nan, -1
     for row in history:
         value = row.get("val_loss")
-        if value is not None and not math.isnan(float(value)):
-            if epoch < 0 or float(value) < best:
-                best, epoch = float(value), int(row["epoch"])
+        if value is None or math.isnan(float(value)):
+            continue
+        if epoch < 0 or float(value) < best:
+            best, epoch = float(value), int(row["epoch"])
     return best, epoch
 
 
@@ -448,6 +470,7 @@ __all__ = [
     "evaluate_test_images",
     "fold_status",
     "format_cv_markdown",
+    "groups_from_pattern",
     "make_folds",
     "run_cross_validation",
     "summarize_folds",

@@ -3,10 +3,10 @@
 Every geometric transform of a sample (flips, quarter turns, rotation, scaling, translation,
 random crop, elastic deformations, quadrant mirroring) is expressed as a map from each output
 pixel to the input position it reads from. The map is built once and every array of the sample
-(all image channels, the target, the weight map) is resampled from it with
-:func:`scipy.ndimage.map_coordinates` in ``mode="mirror"`` (``d c b | a b c d | c b a``, the
-same reflection as ``np.pad(mode="reflect")``): images and weight maps with linear
-interpolation, targets with nearest-neighbour interpolation, so labels stay labels. A sample
+(all image channels, the target, the weight map) is resampled from it once (:func:`warp`,
+torch ``grid_sample`` on the CPU) with mirror boundaries (``d c b | a b c d | c b a``, the same
+reflection as ``np.pad(mode="reflect")``): images and weight maps with linear interpolation,
+targets with nearest-neighbour interpolation, so labels stay labels. A sample
 drawn with only flips and quarter turns skips the resampling (exact numpy index operations).
 
 Coordinates are pixel centres; the map is ``in = q(c + M (r + d(r)) + t)`` where ``r`` is the
@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+import torch
 from scipy import ndimage
 
 from lapseg.transforms.config import AugmentationConfig
@@ -249,8 +250,7 @@ def coordinate_map(shape: tuple[int, int], params: GeometryParams) -> np.ndarray
     Returns
     -------
     coords : (2, Y, X) ndarray of float64
-        ``coords[:, y, x]`` is the (row, column) position in the input, for
-        :func:`scipy.ndimage.map_coordinates`.
+        ``coords[:, y, x]`` is the (row, column) position in the input (see :func:`warp`).
     """
     ny, nx = shape
     centre = np.array([(ny - 1) / 2.0, (nx - 1) / 2.0])
@@ -279,10 +279,17 @@ def coordinate_map(shape: tuple[int, int], params: GeometryParams) -> np.ndarray
 def warp(array: np.ndarray, coords: np.ndarray, *, order: int) -> np.ndarray:
     """Resample the last two axes of ``array`` at ``coords`` (mirror boundary).
 
+    Uses :func:`torch.nn.functional.grid_sample` on the CPU (``align_corners=True`` with
+    ``padding_mode="reflection"`` reflects about the edge pixel centres, like scipy's
+    ``mode="mirror"``); it is ~4x faster than :func:`scipy.ndimage.map_coordinates` on one
+    thread (``benchmarks/bench_augmentation.py``). Arithmetic is float32: labels up to 2**24
+    are exact, and positions on the pixel grid give values within float32 rounding.
+
     Parameters
     ----------
     array : (..., Y, X) ndarray
     coords : (2, Y', X') ndarray
+        Input (row, column) position of every output pixel.
     order : int
         0 (nearest neighbour: labels stay labels) or 1 (linear).
 
@@ -291,12 +298,27 @@ def warp(array: np.ndarray, coords: np.ndarray, *, order: int) -> np.ndarray:
     out : (..., Y', X') ndarray
         Same dtype as ``array``.
     """
-    lead = array.shape[:-2]
-    flat = array.reshape(-1, *array.shape[-2:])
-    out = np.empty((flat.shape[0], *coords.shape[1:]), dtype=array.dtype)
-    for i, plane in enumerate(flat):
-        ndimage.map_coordinates(plane, coords, output=out[i], order=order, mode="mirror")
-    return out.reshape(*lead, *coords.shape[1:])
+    if order not in (0, 1):
+        raise ValueError(f"order={order} must be 0 (nearest) or 1 (linear)")
+    ny, nx = array.shape[-2:]
+    is_labels = not np.issubdtype(array.dtype, np.floating)
+    if is_labels and array.size and max(abs(int(array.max())), abs(int(array.min()))) > 2**24:
+        raise ValueError("label values beyond 2**24 cannot be resampled exactly in float32")
+    scale = np.array([2.0 / max(ny - 1, 1), 2.0 / max(nx - 1, 1)])
+    normalised = coords.reshape(2, -1).T[:, ::-1] * scale[::-1] - 1.0  # (x, y) in [-1, 1]
+    grid = torch.from_numpy(normalised.astype(np.float32).reshape(1, *coords.shape[1:], 2))
+    planes = torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32).reshape(1, -1, ny, nx))
+    with torch.inference_mode():
+        out = torch.nn.functional.grid_sample(
+            planes,
+            grid,
+            mode="nearest" if order == 0 else "bilinear",
+            padding_mode="reflection",
+            align_corners=True,
+        )[0].numpy()
+    if is_labels:
+        out = np.rint(out)
+    return out.reshape(*array.shape[:-2], *coords.shape[1:]).astype(array.dtype, copy=False)
 
 
 def apply_geometry(
