@@ -285,6 +285,24 @@ def _add_export_contours(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--format", choices=("geojson", "roi", "edges"), default="geojson")
 
 
+def _add_augment_preview(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "augment-preview",
+        help="PNG grid of augmented training patches with the mask outline",
+        description=(
+            "See what the network is trained on: random training patches of DATA augmented by "
+            "the configuration's augmentation (augment.* / augment.preset), mask outlines drawn."
+        ),
+    )
+    p.add_argument("config", type=Path, nargs="?", help="YAML configuration (optional)")
+    p.add_argument("--data", required=True, type=Path, help="dataset folder (as for train)")
+    p.add_argument("--out", type=Path, default=Path("augment-preview.png"), help="PNG to write")
+    p.add_argument("--n", type=int, default=16, help="number of samples (default 16)")
+    p.add_argument("--stage", type=int, help="curriculum stage (default: every transform on)")
+    p.add_argument("--seed", type=int, default=0, help="random seed")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``lapseg`` command."""
     parser = argparse.ArgumentParser(
@@ -302,6 +320,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_report(sub)
     _add_baseline(sub)
     _add_export_contours(sub)
+    _add_augment_preview(sub)
     return parser
 
 
@@ -526,6 +545,30 @@ def run_export_contours(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_augment_preview(args: argparse.Namespace) -> int:
+    from lapseg.config import load_config
+    from lapseg.training.data_setup import prepare_run_data
+    from lapseg.transforms.preview import write_augmentation_preview
+
+    if args.n < 1:
+        raise LapsegInputError("--n must be >= 1")
+    config = load_config(args.config, args.overrides)
+    if not args.data.exists():
+        raise LapsegInputError("data folder not found", path=args.data)
+    run_data = prepare_run_data(config, args.data)
+    path = write_augmentation_preview(
+        run_data.train,
+        config.augment,
+        args.out,
+        n=args.n,
+        patch_size=tuple(config.train.patch_size),
+        stage=args.stage,
+        rng=args.seed,
+    )
+    print(f"wrote {path}")
+    return 0
+
+
 COMMANDS = {
     "train": run_train,
     "predict": run_predict,
@@ -536,6 +579,7 @@ COMMANDS = {
     "report": run_report,
     "baseline": run_baseline,
     "export-contours": run_export_contours,
+    "augment-preview": run_augment_preview,
 }
 
 

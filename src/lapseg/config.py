@@ -28,6 +28,7 @@ from lapseg.errors import LapsegInputError
 from lapseg.inference.instances import PostprocessConfig
 from lapseg.models.registry import PRESETS
 from lapseg.models.unet import UNetConfig
+from lapseg.transforms.config import AugmentationConfig, augmentation_from_dict
 
 MASK_KINDS = ("binary", "instance", "classes")
 LAYOUTS = ("folders", "sample-folders", "list", "sequences", "ctc")
@@ -170,14 +171,6 @@ class LossConfig:
 
 
 @dataclass(frozen=True)
-class AugmentConfig:
-    """Paired augmentation applied identically to image, mask and weight map."""
-
-    flip: bool = True
-    rot90: bool = True
-
-
-@dataclass(frozen=True)
 class TrainConfig:
     """Optimisation, schedule, patches, budget and reproducibility.
 
@@ -288,7 +281,7 @@ class LapsegConfig:
     model_preset: str = "default"
     model: UNetConfig = field(default_factory=lambda: PRESETS["default"])
     loss: LossConfig = field(default_factory=LossConfig)
-    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    augment: AugmentationConfig = field(default_factory=AugmentationConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     predict: PredictConfig = field(default_factory=PredictConfig)
     temporal: TemporalConfig = field(default_factory=TemporalConfig)
@@ -307,7 +300,7 @@ SECTIONS: dict[str, type] = {
     "normalization": NormalizationConfig,
     "model": UNetConfig,
     "loss": LossConfig,
-    "augment": AugmentConfig,
+    "augment": AugmentationConfig,
     "train": TrainConfig,
     "predict": PredictConfig,
     "temporal": TemporalConfig,
@@ -425,9 +418,11 @@ def config_from_dict(values: dict[str, Any]) -> LapsegConfig:
         )
     kwargs: dict[str, Any] = {}
     for name, cls in SECTIONS.items():
-        if name == "model":
+        if name in ("model", "augment"):
             continue
         kwargs[name] = section_from_dict(cls, values.get(name, {}) or {}, section=name)
+    # augmentation starts from its preset (augment.preset), like the model section
+    kwargs["augment"] = augmentation_from_dict(values.get("augment") or {})
     model_values = dict(values.get("model", {}) or {})
     preset = model_values.pop("preset", "default")
     if preset not in PRESETS:

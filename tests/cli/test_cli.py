@@ -444,3 +444,27 @@ def test_export_contours_and_baseline_commands(trained_run: Path, tmp_path: Path
     )
     assert code == 0, err
     assert len(list((tmp_path / "rf" / "masks").glob("*.tif"))) == 4
+
+
+def test_augment_preview_writes_png(tiny_dataset: Path, tmp_path: Path, capsys):
+    import imageio.v3 as iio
+
+    code, _, err = run(
+        [
+            "augment-preview",
+            "--data",
+            tiny_dataset,
+            "--out",
+            tmp_path / "p.png",
+            "--n",
+            "4",
+            "--set",
+            "augment.preset=seed002",
+            "--set",
+            "train.patch_size=[48, 48]",
+        ],
+        capsys,
+    )
+    assert code == 0, err
+    picture = iio.imread(tmp_path / "p.png")
+    assert picture.ndim == 3 and picture.shape[0] > 48 and picture.shape[1] > 48

@@ -121,3 +121,32 @@ def test_end_to_end_training_reaches_high_held_out_dice(tmp_path: Path):
         fn += np.sum(~pred & truth)
     dice = 2 * tp / (2 * tp + fp + fn)
     assert dice > 0.85, dice
+
+
+def test_curriculum_stage_switch_is_logged_and_survives_resume(tiny_dataset: Path, tmp_path: Path):
+    import yaml
+
+    config_file = tmp_path / "c.yaml"
+    config_file.write_text(
+        yaml.safe_dump(
+            {
+                "augment": {
+                    "preset": "seed002",
+                    "curriculum": [
+                        {"name": "elastic", "transforms": ["elastic"], "after_epoch": 1}
+                    ],
+                }
+            }
+        )
+    )
+    config = load_config(config_file, [*TINY, "train.epochs=3"])
+    result = fit(config, tiny_dataset, tmp_path / "run", progress=False)
+    assert [row["stage"] for row in result.history] == [0, 1, 1]
+    assert load_checkpoint(result.last_checkpoint)["curriculum"]["stage"] == 1
+
+
+def test_valid_padding_model_trains_on_context_patches(tiny_dataset: Path, tmp_path: Path):
+    config = load_config(None, [*TINY, "model.padding=valid", "train.patch_size=[60, 60]"])
+    result = fit(config, tiny_dataset, tmp_path / "run", progress=False)
+    assert np.isfinite(result.history[-1]["train_loss"])
+    assert 0.0 <= result.history[-1]["val_dice"] <= 1.0

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from lapseg.config import AugmentConfig, DataConfig, LapsegConfig
+from lapseg.config import DataConfig, LapsegConfig
 from lapseg.data.geometry import center_crop_or_pad, pad_to_at_least, resize_to, sample_patch_origin
 from lapseg.data.masks import mask_to_target, to_instances
 from lapseg.data.normalization import NormalizationStats, apply_normalization
@@ -23,7 +23,8 @@ from lapseg.data.targets import three_class_target
 from lapseg.errors import LapsegInputError
 from lapseg.io.discovery import SamplePaths
 from lapseg.io.images import read_image, read_mask
-from lapseg.transforms.basic import augment_pair
+from lapseg.transforms.config import AugmentationConfig
+from lapseg.transforms.pipeline import augment_sample
 
 
 @dataclass(frozen=True)
@@ -109,7 +110,11 @@ class PatchDataset(torch.utils.data.Dataset):
 
     Each item is a dict with ``image (C, h, w)`` float32, ``target (h', w')`` int64 and
     ``weights (h', w')`` float32 tensors, where ``h' = h - 2 * output_margin`` (a 'valid'
-    U-Net sees context around the patch it is scored on).
+    U-Net sees context around the patch it is scored on). Image, target and weights are cut
+    with the context, augmented together (one geometric transform for every channel — temporal
+    frames included — and the target), then the target and weights are cropped to the output.
+    The patches of an epoch are a pure function of ``(seed, epoch, index)``; the curriculum
+    ``stage`` selects which augmentations are active.
     """
 
     def __init__(
@@ -119,7 +124,7 @@ class PatchDataset(torch.utils.data.Dataset):
         patch_size: tuple[int, int],
         patches_per_epoch: int,
         foreground_probability: float,
-        augment: AugmentConfig,
+        augment: AugmentationConfig,
         seed: int,
         output_margin: int = 0,
     ) -> None:
@@ -131,6 +136,7 @@ class PatchDataset(torch.utils.data.Dataset):
         self.augment = augment
         self.seed = seed
         self.epoch = 0
+        self.stage = 0
         self.margin = output_margin
         out_size = (self.patch_size[0] - 2 * output_margin, self.patch_size[1] - 2 * output_margin)
         if min(out_size) < 1:
@@ -139,43 +145,58 @@ class PatchDataset(torch.utils.data.Dataset):
                 f"(2 x {output_margin} px)"
             )
         self.output_size = out_size
-        # Pad once so every image is at least one patch and has the context margin around it.
-        self.padded: list[tuple[np.ndarray, np.ndarray, np.ndarray | None]] = []
-        for sample in samples:
-            m = output_margin
-            image = (
-                np.pad(sample.image, ((0, 0), (m, m), (m, m)), mode="reflect")
-                if m
-                else sample.image
+        # Pad once: the context margin around every array, and at least one patch in size.
+        # `targets` (no context) is where patch origins are drawn: output window (y0, x0) there
+        # is the context window (y0, x0) of the padded arrays.
+        self.targets = [pad_to_at_least(s.target, out_size, mode="reflect")[0] for s in samples]
+        self.padded = [
+            tuple(
+                None if a is None else self._with_context(a) for a in (s.image, s.target, s.weights)
             )
-            image, _ = pad_to_at_least(image, self.patch_size, mode="reflect")
-            target, _ = pad_to_at_least(sample.target, out_size, mode="reflect")
-            weights = None
-            if sample.weights is not None:
-                weights, _ = pad_to_at_least(sample.weights, out_size, mode="reflect")
-            self.padded.append((image, target, weights))
+            for s in samples
+        ]
+
+    def _with_context(self, array: np.ndarray) -> np.ndarray:
+        m = self.margin
+        if m:
+            pad = ((0, 0),) * (array.ndim - 2) + ((m, m), (m, m))
+            array = np.pad(array, pad, mode="reflect")
+        return pad_to_at_least(array, self.patch_size, mode="reflect")[0]
 
     def set_epoch(self, epoch: int) -> None:
         """Select the epoch, which (with the seed) determines every patch drawn."""
         self.epoch = epoch
+
+    def set_stage(self, stage: int) -> None:
+        """Select the curriculum stage (which augmentations are active)."""
+        self.stage = stage
 
     def __len__(self) -> int:
         return self.patches_per_epoch
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         rng = np.random.default_rng([self.seed, self.epoch, index])
-        image, target, weights = self.padded[int(rng.integers(len(self.padded)))]
+        which = int(rng.integers(len(self.padded)))
+        image, target, weights = self.padded[which]
         y0, x0 = sample_patch_origin(
-            target, self.output_size, foreground_probability=self.foreground_probability, rng=rng
+            self.targets[which],
+            self.output_size,
+            foreground_probability=self.foreground_probability,
+            rng=rng,
         )
-        oy, ox = self.output_size
-        target_patch = target[y0 : y0 + oy, x0 : x0 + ox]
-        # the image is padded by the margin, so the context window starts at the same origin
-        image_patch = image[:, y0 : y0 + self.patch_size[0], x0 : x0 + self.patch_size[1]]
-        weight_patch = None if weights is None else weights[y0 : y0 + oy, x0 : x0 + ox]
-        image_patch, target_patch, weight_patch = augment_pair(
-            (image_patch, target_patch, weight_patch), self.augment, rng
+        window = (slice(y0, y0 + self.patch_size[0]), slice(x0, x0 + self.patch_size[1]))
+        image_patch, target_patch, weight_patch = augment_sample(
+            image[(slice(None), *window)],
+            target[window],
+            None if weights is None else weights[window],
+            self.augment,
+            rng=rng,
+            stage=self.stage,
         )
+        m = self.margin
+        if m:
+            target_patch = target_patch[m:-m, m:-m]
+            weight_patch = None if weight_patch is None else weight_patch[m:-m, m:-m]
         if weight_patch is None:
             weight_patch = np.ones(target_patch.shape, dtype=np.float32)
         return {

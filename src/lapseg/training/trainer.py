@@ -39,6 +39,7 @@ from lapseg.training.data_setup import compute_class_weights, prepare_run_data
 from lapseg.training.history import TensorBoardLog, write_history_csv
 from lapseg.training.loop import predict_logits, select_device, train_one_epoch, validate
 from lapseg.training.schedules import PlateauState, lr_factor
+from lapseg.transforms.curriculum import CurriculumState
 
 
 @dataclass(frozen=True)
@@ -183,9 +184,17 @@ def fit(
         shuffle=False,  # every patch is already drawn at random from (seed, epoch, index)
         num_workers=train_cfg.num_workers,
         drop_last=len(dataset) >= train_cfg.batch_size,
-        persistent_workers=train_cfg.num_workers > 0,
+        # not persistent: workers are re-created each epoch with the dataset's epoch and stage
+        persistent_workers=False,
         pin_memory=device.type == "cuda",
     )
+    curriculum = CurriculumState.from_state_dict(
+        config.augment, state.get("curriculum") if state is not None else None
+    )
+    if not val_samples and any(s.when_metric for s in config.augment.curriculum):
+        raise LapsegInputError(
+            "augment.curriculum uses a validation metric: it needs a validation split"
+        )
     monitor = train_cfg.monitor
     higher_is_better = monitor != "val_loss"
     num_classes = max(config.model.out_channels, 2)
@@ -206,6 +215,7 @@ def fit(
             "threshold": config.predict.threshold,
             "split": split,
             "history": history,
+            "curriculum": curriculum.state_dict(),
             "epoch": epoch,
             "best_metric": best_metric,
             "best_epoch": best_epoch,
@@ -259,9 +269,10 @@ def fit(
             for group in optimizer.param_groups:
                 group["lr"] = lr
             dataset.set_epoch(epoch)
+            dataset.set_stage(curriculum.stage)
             bar.set_description(f"epoch {epoch + 1}/{train_cfg.epochs}")
             epoch_start = time.perf_counter()
-            row: dict[str, Any] = {"epoch": epoch + 1, "lr": lr}
+            row: dict[str, Any] = {"epoch": epoch + 1, "lr": lr, "stage": curriculum.stage}
             row.update(
                 train_one_epoch(
                     model,
@@ -288,6 +299,7 @@ def fit(
                     )
                 )
             row["epoch_seconds"] = time.perf_counter() - epoch_start
+            curriculum.update(row)  # the next epoch trains at the (possibly) new stage
             history.append(row)
             epoch += 1
             if monitor in row:
