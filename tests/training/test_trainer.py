@@ -150,3 +150,11 @@ def test_valid_padding_model_trains_on_context_patches(tiny_dataset: Path, tmp_p
     result = fit(config, tiny_dataset, tmp_path / "run", progress=False)
     assert np.isfinite(result.history[-1]["train_loss"])
     assert 0.0 <= result.history[-1]["val_dice"] <= 1.0
+
+
+def test_tensorboard_events_are_written_when_enabled(tiny_dataset: Path, tmp_path: Path):
+    pytest.importorskip("tensorboard")
+    config = load_config(None, [*TINY, "train.epochs=1", "train.tensorboard=true"])
+    result = fit(config, tiny_dataset, tmp_path / "run", progress=False)
+    events = list((result.run_dir / "tensorboard").glob("events.out.tfevents.*"))
+    assert len(events) == 1 and events[0].stat().st_size > 0
