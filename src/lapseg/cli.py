@@ -303,6 +303,32 @@ def _add_augment_preview(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
 
 
+def _add_compare(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "compare",
+        help="train two configurations on the same split and budget; 000's Table 3 side by side",
+        description=(
+            "Train CONFIG_A and CONFIG_B with identical seeds, split and budget (e.g. StemNet "
+            "Network1 vs Network5: configs/stemnet-n1.yaml configs/stemnet-n5.yaml), then score "
+            "both on the same held-out frames: error rate, F1, false white, white-pixel "
+            "accuracy, IoU; both learning curves on one plot (OUT/curves.png)."
+        ),
+    )
+    p.add_argument("config_a", type=Path, help="first YAML configuration")
+    p.add_argument("config_b", type=Path, help="second YAML configuration")
+    p.add_argument("--data", required=True, type=Path, help="dataset (same for both)")
+    p.add_argument("--out", required=True, type=Path, help="comparison folder")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="applied to both configurations (e.g. train.time_budget_minutes=10)",
+    )
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``lapseg`` command."""
     parser = argparse.ArgumentParser(
@@ -321,6 +347,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_baseline(sub)
     _add_export_contours(sub)
     _add_augment_preview(sub)
+    _add_compare(sub)
     return parser
 
 
@@ -381,6 +408,31 @@ def run_predict(args: argparse.Namespace) -> int:
     )
     if settings.threshold_method == "tuned" and models[0].config.model.out_channels != 1:
         raise LapsegInputError("--threshold-method tuned applies to binary (sigmoid) models only")
+    data = models[0].config.data
+    if data.layout in ("sequences", "ctc"):  # a time-lapse model: one mask per frame
+        from lapseg.inference.sequences import predict_sequences
+        from lapseg.io.sequences import discover_sequences
+
+        sources = discover_sequences(
+            args.input,
+            layout=data.layout,
+            axes=args.axes or data.axes,
+            truth=models[0].config.temporal.truth,
+        )
+        with tqdm(unit="frame", disable=args.no_progress) as bar:
+
+            def on_frame(done: int, total: int) -> None:
+                bar.total = total  # of the current sequence
+                bar.update(1)
+
+            masks = predict_sequences(
+                models, sources, args.output, predict=settings, on_frame=on_frame
+            )
+        n_frames = sum(len(paths) for paths in masks.values())
+        print(
+            f"wrote {n_frames} frame mask(s) of {len(masks)} sequence(s) to {args.output / 'masks'}"
+        )
+        return 0
     inputs = discover_images(args.input)
     with tqdm(total=len(inputs), unit="image", disable=args.no_progress) as bar:
         written = predict_files(
@@ -569,6 +621,30 @@ def run_augment_preview(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_compare(args: argparse.Namespace) -> int:
+    from lapseg.config import load_config
+    from lapseg.metrics.compare import compare_runs, format_comparison, save_compared_curves
+    from lapseg.training.trainer import fit
+
+    if args.config_a.stem == args.config_b.stem:
+        raise LapsegInputError("the two configurations need different file names (run folders)")
+    configs = [load_config(path, args.overrides) for path in (args.config_a, args.config_b)]
+    if not args.data.exists():
+        raise LapsegInputError("data folder not found", path=args.data)
+    runs = []
+    for path, config in zip((args.config_a, args.config_b), configs, strict=True):
+        print(f"training {path.stem}")
+        runs.append(
+            fit(config, args.data, args.out / path.stem, progress=not args.no_progress).run_dir
+        )
+    table = format_comparison(compare_runs(runs, args.data))
+    save_compared_curves(runs, args.out / "curves.png")
+    (args.out / "comparison.md").write_text(table + "\n", encoding="utf-8")
+    print(table)
+    print(f"learning curves: {args.out / 'curves.png'}")
+    return 0
+
+
 COMMANDS = {
     "train": run_train,
     "predict": run_predict,
@@ -580,6 +656,7 @@ COMMANDS = {
     "baseline": run_baseline,
     "export-contours": run_export_contours,
     "augment-preview": run_augment_preview,
+    "compare": run_compare,
 }
 
 

@@ -468,3 +468,40 @@ def test_augment_preview_writes_png(tiny_dataset: Path, tmp_path: Path, capsys):
     assert code == 0, err
     picture = iio.imread(tmp_path / "p.png")
     assert picture.ndim == 3 and picture.shape[0] > 48 and picture.shape[1] > 48
+
+
+@pytest.mark.slow
+def test_timelapse_train_predict_and_compare(tmp_path: Path, capsys):
+    from lapseg.data.synthetic_timelapse import TimelapseConfig, write_synthetic_timelapse
+
+    data = tmp_path / "seqs"
+    write_synthetic_timelapse(data, n_sequences=3, config=TimelapseConfig(n_frames=6), rng=0)
+    n1, n5 = tmp_path / "n1.yaml", tmp_path / "n5.yaml"
+    n1.write_text("data: {layout: sequences}\ntemporal: {context: 0}\n")
+    n5.write_text("data: {layout: sequences}\ntemporal: {context: 2, background: median}\n")
+    tiny = [a for a in TINY if a != "--set"]
+    sets = [x for item in tiny for x in ("--set", item)] + ["--set", "data.test_fraction=0.3"]
+    code, stdout, err = run(
+        ["compare", n1, n5, "--data", data, "--out", tmp_path / "cmp", "--no-progress", *sets],
+        capsys,
+    )
+    assert code == 0, err
+    assert "false_white" in stdout.replace(" ", "_").lower() or "false white" in stdout.lower()
+    assert (tmp_path / "cmp" / "curves.png").is_file()
+    assert (tmp_path / "cmp" / "n5" / "cache").is_dir()  # median backgrounds cached with the run
+    code, _, err = run(
+        [
+            "predict",
+            "--model",
+            tmp_path / "cmp" / "n5",
+            "--input",
+            data,
+            "--output",
+            tmp_path / "pred",
+            "--no-progress",
+        ],
+        capsys,
+    )
+    assert code == 0, err
+    frames = sorted((tmp_path / "pred" / "masks").rglob("*.tif"))
+    assert len(frames) == 3 * 6  # one mask per frame of every sequence

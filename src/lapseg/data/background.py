@@ -22,7 +22,7 @@ import numpy as np
 
 from lapseg.errors import LapsegInputError
 from lapseg.io.images import atomic_output
-from lapseg.io.sequences import SequenceSource, read_frame
+from lapseg.io.sequences import SequenceSource, frame_reader
 
 DEFAULT_CHUNK_BYTES = 256 * 1024**2
 """Memory for one band of rows across all frames when ``chunk_rows`` is not given."""
@@ -105,8 +105,10 @@ def temporal_median(
         if cache_file.is_file():
             return np.load(cache_file)
 
+    read = frame_reader(source)
+
     def frame(t: int) -> np.ndarray:
-        image = read_frame(source, t)
+        image = read(t)
         return grid(image) if grid is not None else image
 
     first = frame(0)

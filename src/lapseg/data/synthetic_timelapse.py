@@ -119,7 +119,9 @@ class _Mover:
     velocity: np.ndarray
 
 
-def _step(mover: _Mover, shape: tuple[int, int], config: TimelapseConfig, rng) -> _Mover:
+def _step(
+    mover: _Mover, shape: tuple[int, int], config: TimelapseConfig, rng: np.random.Generator
+) -> _Mover:
     """One frame of motion (bouncing off the borders) and shape change."""
     cell = mover.cell
     position = np.asarray(cell.center) + mover.velocity + rng.normal(0.0, config.jitter, 2)
@@ -142,7 +144,7 @@ def _step(mover: _Mover, shape: tuple[int, int], config: TimelapseConfig, rng) -
     return _Mover(moved, velocity)
 
 
-def _divide(mover: _Mover, rng) -> list[_Mover]:
+def _divide(mover: _Mover, rng: np.random.Generator) -> list[_Mover]:
     cell = mover.cell
     phi = rng.uniform(0, 2 * np.pi)
     offset = 0.55 * cell.radius * np.array([math.sin(phi), math.cos(phi)])
@@ -157,7 +159,7 @@ def _divide(mover: _Mover, rng) -> list[_Mover]:
     return out
 
 
-def _microwell_rim(shape: tuple[int, int], rng) -> np.ndarray:
+def _microwell_rim(shape: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
     """Intensity offset of a bright rim (with a dark inner band) of a large circular well."""
     height, width = shape
     radius = rng.uniform(1.2, 2.0) * max(shape)

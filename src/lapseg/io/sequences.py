@@ -131,11 +131,19 @@ def _stack_tzyx(path: Path, axes: str) -> np.ndarray:
     return out
 
 
+def frame_reader(source: SequenceSource) -> Callable[[int], np.ndarray]:
+    """A function ``t -> (Y, X) float32 frame``; a stack file is opened (memory-mapped) once."""
+    if source.stack is None:
+        return lambda t: read_frame(source, t)
+    volume = _stack_tzyx(source.stack, source.stack_axes or "TYX")
+    z = source.z_index or 0
+    return lambda t: np.asarray(volume[t, z], dtype=np.float32)
+
+
 def read_frame(source: SequenceSource, t: int) -> np.ndarray:
     """Frame ``t`` of ``source`` as a ``(Y, X)`` float32 array."""
     if source.stack is not None:
-        volume = _stack_tzyx(source.stack, source.stack_axes or "TYX")
-        return np.asarray(volume[t, source.z_index or 0], dtype=np.float32)
+        return frame_reader(source)(t)
     image = read_image(source.frame_files[t]).array
     if image.shape[0] != 1:
         raise LapsegInputError(
@@ -177,8 +185,9 @@ def read_frames(
     """
     frames: list[np.ndarray] = []
     shapes: list[tuple[int, int]] = []
+    read = frame_reader(source)
     for t in range(source.n_frames):
-        frame = read_frame(source, t)
+        frame = read(t)
         shapes.append((int(frame.shape[0]), int(frame.shape[1])))
         if grid is not None:
             frame = grid(frame)

@@ -148,13 +148,20 @@ def prepare_still_images(
 
 
 def prepare_run_data(
-    config: LapsegConfig, data_root: str | Path, *, split: dict[str, list[str]] | None = None
+    config: LapsegConfig,
+    data_root: str | Path,
+    *,
+    split: dict[str, list[str]] | None = None,
+    cache_dir: str | Path | None = None,
 ) -> RunData:
-    """Discover, split (or reuse ``split`` when resuming), normalise and prepare a run's data."""
+    """Discover, split (or reuse ``split`` when resuming), normalise and prepare a run's data.
+
+    ``cache_dir`` keeps per-sequence temporal-median backgrounds of time-lapse data.
+    """
     if config.data.layout in ("sequences", "ctc"):
         from lapseg.data.timelapse import prepare_sequence_run_data
 
-        data = prepare_sequence_run_data(config, data_root, split=split)
+        data = prepare_sequence_run_data(config, data_root, split=split, cache_dir=cache_dir)
     else:
         data = prepare_still_images(config, data_root, split=split)
     return replace(data, train=with_border_weights(data.train, config))

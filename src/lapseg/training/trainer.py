@@ -117,7 +117,12 @@ def fit(
     device = select_device(train_cfg.device)
 
     # ---- data: discover, split, fit normalisation on the training split only, prepare
-    run_data = prepare_run_data(config, data_root, split=state["split"] if state else None)
+    run_data = prepare_run_data(
+        config,
+        data_root,
+        split=state["split"] if state else None,
+        cache_dir=run_dir / "cache" if config.temporal.background == "median" else None,
+    )
     split, stats = run_data.split, run_data.stats
     train_samples, val_samples = run_data.train, run_data.val
     class_weights = compute_class_weights(train_samples, config)
