@@ -226,3 +226,17 @@ def test_foreground_without_seed_is_dropped_and_empty_maps_give_no_object():
     prob[0] = 1.0
     assert instances_from_three_class(prob).max() == 0
     assert instances_from_binary(prob[1], watershed=True).max() == 0
+
+
+def test_size_limits_scale_with_the_training_object_area():
+    from lapseg.inference.instances import PostprocessConfig, instances_from_probabilities
+
+    prob = np.zeros((3, 64, 64), np.float32)
+    prob[0] = 1.0
+    prob[:, 8:40, 8:40] = [[[0.0]], [[1.0]], [[0.0]]]  # a 1024-pixel cell
+    prob[:, 50:56, 50:56] = [[[0.0]], [[1.0]], [[0.0]]]  # a 36-pixel speck
+    config = PostprocessConfig()  # min_size 16: the speck survives without an object area
+    assert instances_from_probabilities(prob, config).max() == 2
+    # typical training cells of ~1000 px: 10% = 100 px, so the speck goes, the cell stays
+    labels = instances_from_probabilities(prob, config, object_area=1000.0)
+    assert labels.max() == 1 and (labels == 1).sum() == 32 * 32

@@ -57,6 +57,11 @@ class PostprocessConfig:
         of plain connected components.
     min_distance : binary models with ``watershed``: minimum distance in pixels between two
         seeds (about the radius of the smallest cells).
+    min_size_fraction, min_seed_fraction : scale-aware versions of ``min_size`` and
+        ``min_seed_size``: objects (seeds) smaller than this fraction of the median object area
+        of the training masks (stored with the model) are removed. The larger of the absolute
+        and the relative limit applies, so the same settings suit 10-pixel nuclei and
+        10,000-pixel DIC cells.
     """
 
     interior_threshold: float = 0.5
@@ -67,8 +72,15 @@ class PostprocessConfig:
     remove_border: bool = False
     watershed: bool = False
     min_distance: int = 7
+    min_size_fraction: float = 0.1
+    min_seed_fraction: float = 0.05
 
     def __post_init__(self) -> None:
+        for name in ("min_size_fraction", "min_seed_fraction"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise LapsegInputError(
+                    f"postprocess.{name}={getattr(self, name)!r} must be in [0, 1)"
+                )
         for name in ("interior_threshold", "foreground_threshold"):
             if not 0.0 < getattr(self, name) < 1.0:
                 raise LapsegInputError(
@@ -316,7 +328,11 @@ def instances_from_binary(
 
 
 def instances_from_probabilities(
-    prob: ArrayLike, config: PostprocessConfig, *, threshold: float = 0.5
+    prob: ArrayLike,
+    config: PostprocessConfig,
+    *,
+    threshold: float = 0.5,
+    object_area: float | None = None,
 ) -> NDArray[np.uint16]:
     """Instances from a model's ``(K, Y, X)`` probabilities, by the number of channels.
 
@@ -329,14 +345,21 @@ def instances_from_probabilities(
     config : PostprocessConfig
     threshold : float, optional
         Foreground threshold of binary models (the run's fixed, Otsu or tuned threshold).
+    object_area : float, optional
+        Median object area (pixels) of the training masks; with the config's fractions it
+        raises ``min_size`` and ``min_seed_size`` to the scale of the objects.
 
     Returns
     -------
     labels : (Y, X) uint16 ndarray
     """
     array = _check_probabilities(prob, 3, "prob must be (K, Y, X) class probabilities")
+    min_size, min_seed_size = config.min_size, config.min_seed_size
+    if object_area is not None and object_area > 0:
+        min_size = max(min_size, int(config.min_size_fraction * object_area))
+        min_seed_size = max(min_seed_size, int(config.min_seed_fraction * object_area))
     common = {
-        "min_size": config.min_size,
+        "min_size": min_size,
         "fill_holes": config.fill_holes,
         "remove_border": config.remove_border,
     }
@@ -345,7 +368,7 @@ def instances_from_probabilities(
             array,
             interior_threshold=config.interior_threshold,
             foreground_threshold=config.foreground_threshold,
-            min_seed_size=config.min_seed_size,
+            min_seed_size=min_seed_size,
             **common,
         )
     if array.shape[0] in (1, 2):

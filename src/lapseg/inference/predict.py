@@ -40,6 +40,7 @@ class LoadedModel:
     path: Path
     device: torch.device
     predictor: Predictor
+    object_area: float | None = None
 
 
 def load_model(
@@ -76,6 +77,7 @@ def load_model(
         path=checkpoint_path,
         device=torch_device,
         predictor=predictor,
+        object_area=checkpoint.get("object_area"),
     )
 
 
@@ -223,7 +225,7 @@ def predict_files(
         write_tiff(outputs["masks"], mask, axes="YX", pixel_size=image.pixel_size)
         if labels:
             instance_labels = instances_from_probabilities(
-                prob, config.postprocess, threshold=threshold
+                prob, config.postprocess, threshold=threshold, object_area=models[0].object_area
             )
             write_tiff(outputs["labels"], instance_labels, axes="YX", pixel_size=image.pixel_size)
         written.append(outputs)

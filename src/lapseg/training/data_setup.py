@@ -11,6 +11,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import numpy as np
+
 from lapseg.config import LapsegConfig
 from lapseg.data.dataset import Sample, prepare_sample, read_raw_sample
 from lapseg.data.normalization import NormalizationStats, fit_normalization
@@ -165,3 +167,18 @@ def prepare_run_data(
     else:
         data = prepare_still_images(config, data_root, split=split)
     return replace(data, train=with_border_weights(data.train, config))
+
+
+def median_object_area(samples: Sequence[Sample]) -> float | None:
+    """Median area (pixels) of the objects in the training masks: instance labels when known,
+    else connected components of the foreground. Stored with the model so post-processing can
+    scale its size limits to the objects (None when the masks hold no object)."""
+    from skimage.measure import label
+
+    areas = []
+    for sample in samples:
+        labels = sample.instances if sample.instances is not None else label(sample.target > 0)
+        counts = np.bincount(labels.ravel())[1:]
+        areas.append(counts[counts > 0])
+    all_areas = np.concatenate(areas) if areas else np.zeros(0)
+    return float(np.median(all_areas)) if all_areas.size else None

@@ -35,7 +35,11 @@ from lapseg.training.checkpoint import (
     restore_rng_states,
     save_checkpoint,
 )
-from lapseg.training.data_setup import compute_class_weights, prepare_run_data
+from lapseg.training.data_setup import (
+    compute_class_weights,
+    median_object_area,
+    prepare_run_data,
+)
 from lapseg.training.history import TensorBoardLog, write_history_csv
 from lapseg.training.loop import predict_logits, select_device, train_one_epoch, validate
 from lapseg.training.schedules import PlateauState, lr_factor
@@ -126,6 +130,7 @@ def fit(
     split, stats = run_data.split, run_data.stats
     train_samples, val_samples = run_data.train, run_data.val
     class_weights = compute_class_weights(train_samples, config)
+    object_area = median_object_area(train_samples)
 
     # ---- model, loss, optimiser
     model = create_model(config.model).to(device)
@@ -218,6 +223,7 @@ def fit(
             },
             "normalization": stats.to_dict(),
             "threshold": config.predict.threshold,
+            "object_area": object_area,
             "split": split,
             "history": history,
             "curriculum": curriculum.state_dict(),
