@@ -83,3 +83,15 @@ def test_temporal_context_sets_input_channels_unless_given():
     assert load_config(None, ["temporal.context=2"]).model.in_channels == 5
     assert load_config(None, ["temporal.context=0"]).model.in_channels == 1
     assert load_config(None, ["temporal.context=1", "model.in_channels=6"]).model.in_channels == 6
+
+
+def test_configuration_reference_lists_every_key():
+    import dataclasses
+
+    from lapseg.config import SECTIONS
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "configuration.md").read_text()
+    for name, cls in SECTIONS.items():
+        assert f"## `{name}`" in text, name
+        for f in dataclasses.fields(cls):
+            assert f"| `{f.name}` |" in text, f"{name}.{f.name}"
