@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from lapseg.transforms.basic import dihedral_transform
 from lapseg.transforms.config import AUGMENTATION_PRESETS
 from lapseg.transforms.geometric import (
     GeometryParams,
     apply_geometry,
     coordinate_map,
+    dihedral_transform,
     elastic_displacement,
     grid_displacement,
     random_geometry,
