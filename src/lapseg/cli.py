@@ -18,6 +18,23 @@ EXIT_INPUT_ERROR = 2
 EXIT_INTERRUPTED = 130
 
 
+def _add_overrides(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override one option, e.g. --set train.lr=1e-3 --set model.preset=stemnet "
+        "(repeatable; applied after --config / CONFIG)",
+    )
+
+
+def _add_config_and_data(p: argparse.ArgumentParser) -> None:
+    p.add_argument("config", type=Path, nargs="?", help="YAML configuration (optional)")
+    p.add_argument("--data", required=True, type=Path, help="dataset folder (as for train)")
+
+
 def _add_train(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "train",
@@ -46,14 +63,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
         type=Path,
         help="YAML configuration file (see configs/ and docs/configuration.md)",
     )
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override one option, e.g. --set train.lr=1e-3 --set model.preset=stemnet (repeatable)",
-    )
+    _add_overrides(p)
     p.add_argument(
         "--resume", action="store_true", help="continue the run in --out from its last.pt exactly"
     )
@@ -188,8 +198,7 @@ def _add_cv(sub: argparse._SubParsersAction) -> None:
             "resume an interrupted CV at the fold where it stopped."
         ),
     )
-    p.add_argument("config", type=Path, nargs="?", help="YAML configuration (optional)")
-    p.add_argument("--data", required=True, type=Path, help="dataset folder (as for train)")
+    _add_config_and_data(p)
     p.add_argument("--out", required=True, type=Path, help="CV folder")
     p.add_argument("--folds", type=int, default=5, help="number of folds (default 5)")
     p.add_argument(
@@ -197,7 +206,7 @@ def _add_cv(sub: argparse._SubParsersAction) -> None:
         help="regex whose first group names a sample's group (e.g. its sequence); "
         "no group is split across folds",
     )
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    _add_overrides(p)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -212,8 +221,7 @@ def _add_search(sub: argparse._SubParsersAction) -> None:
             "machines. Writes best_config.yaml, trials.csv and plots."
         ),
     )
-    p.add_argument("config", type=Path, nargs="?", help="YAML configuration (optional)")
-    p.add_argument("--data", required=True, type=Path, help="dataset folder (as for train)")
+    _add_config_and_data(p)
     p.add_argument("--space", required=True, type=Path, help="YAML search space")
     p.add_argument("--trials", type=int, default=20, help="trials to add in this call")
     p.add_argument("--out", required=True, type=Path, help="search folder")
@@ -223,7 +231,7 @@ def _add_search(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--direction", choices=("maximize", "minimize"), default="maximize")
     p.add_argument("--pruner", choices=("hyperband", "median", "none"), default="hyperband")
     p.add_argument("--seed", type=int, default=0, help="sampler seed")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    _add_overrides(p)
 
 
 def _add_report(sub: argparse._SubParsersAction) -> None:
@@ -261,7 +269,7 @@ def _add_baseline(sub: argparse._SubParsersAction) -> None:
     train.add_argument("--data", required=True, type=Path, help="dataset folder (as for train)")
     train.add_argument("--out", required=True, type=Path, help="model folder to create")
     train.add_argument("--config", type=Path, help="YAML configuration (baseline.* section)")
-    train.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    _add_overrides(train)
     predict = baseline.add_parser("predict", help="apply a trained forest")
     predict.add_argument("--model", required=True, type=Path, help="model folder")
     predict.add_argument("--input", required=True, type=Path, help="image file or folder")
@@ -294,13 +302,12 @@ def _add_augment_preview(sub: argparse._SubParsersAction) -> None:
             "the configuration's augmentation (augment.* / augment.preset), mask outlines drawn."
         ),
     )
-    p.add_argument("config", type=Path, nargs="?", help="YAML configuration (optional)")
-    p.add_argument("--data", required=True, type=Path, help="dataset folder (as for train)")
+    _add_config_and_data(p)
     p.add_argument("--out", type=Path, default=Path("augment-preview.png"), help="PNG to write")
     p.add_argument("--n", type=int, default=16, help="number of samples (default 16)")
     p.add_argument("--stage", type=int, help="curriculum stage (default: every transform on)")
     p.add_argument("--seed", type=int, default=0, help="random seed")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    _add_overrides(p)
 
 
 def _add_compare(sub: argparse._SubParsersAction) -> None:
