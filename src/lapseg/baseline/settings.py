@@ -48,7 +48,7 @@ class BaselineConfig:
     tile : int
         Tile edge for feature computation and prediction (bounded memory).
     n_jobs : int or None
-        Parallel jobs of scikit-learn (None: 1, -1: all cores).
+        Parallel jobs of scikit-learn (default -1: all cores; None: 1).
     seed : int
         Seed of pixel sampling and of the forest.
     """
@@ -59,7 +59,7 @@ class BaselineConfig:
     max_depth: int | None = None
     min_samples_leaf: int = 1
     tile: int = 512
-    n_jobs: int | None = None
+    n_jobs: int | None = -1
     seed: int = 0
 
     def __post_init__(self) -> None:
