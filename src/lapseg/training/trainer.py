@@ -96,7 +96,30 @@ def fit(
 
     ``on_epoch_end(row)`` receives each epoch's history row after its checkpoints are written
     (hyperparameter search prunes a trial by raising from it).
+
+    ``train.deterministic`` switches torch to deterministic algorithms for the duration of the
+    run only; the previous process-wide setting is restored afterwards.
     """
+    previous = torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.benchmark
+    try:
+        return _fit(
+            config, data_root, run_dir, resume=resume, progress=progress, on_epoch_end=on_epoch_end
+        )
+    finally:
+        torch.use_deterministic_algorithms(previous[0])
+        torch.backends.cudnn.benchmark = previous[1]
+
+
+def _fit(
+    config: LapsegConfig,
+    data_root: str | Path,
+    run_dir: str | Path,
+    *,
+    resume: bool = False,
+    progress: bool = True,
+    on_epoch_end: Callable[[dict[str, Any]], None] | None = None,
+) -> RunResult:
+    """The body of :func:`fit` (which owns the process-wide determinism flags)."""
     run_dir = Path(run_dir)
     state: dict[str, Any] | None = None
     if resume:
