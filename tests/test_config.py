@@ -95,3 +95,15 @@ def test_configuration_reference_lists_every_key():
         assert f"## `{name}`" in text, name
         for f in dataclasses.fields(cls):
             assert f"| `{f.name}` |" in text, f"{name}.{f.name}"
+
+
+def test_every_shipped_configuration_loads():
+    from lapseg.tuning.search import load_search_space
+
+    configs = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.yaml"))
+    assert len(configs) >= 8
+    for path in configs:
+        if path.name.startswith("search-"):
+            assert load_search_space(path), path  # a search space, not a run configuration
+        else:
+            load_config(path)
