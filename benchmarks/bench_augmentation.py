@@ -39,7 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import interleaved_medians, peak_rss_mib, print_machine_info
 from lapseg.models import create_model
-from lapseg.transforms.config import AUGMENTATION_PRESETS
+from lapseg.config import AUGMENTATION_PRESETS
 from lapseg.transforms.geometric import GeometryParams, coordinate_map, elastic_displacement, warp
 from lapseg.transforms.pipeline import augment_sample
 

@@ -33,8 +33,8 @@ from lapseg.data.masks import mask_to_target
 from lapseg.inference.predict import (
     LoadedModel,
     load_model,
+    model_mask,
     predict_probabilities,
-    probabilities_to_mask,
 )
 from lapseg.inference.tta import dihedral_tta
 from lapseg.io.discovery import discover_images
@@ -61,9 +61,6 @@ def evaluate(
 ) -> tuple[dict[str, float], float]:
     """Mean per-image metrics, pooled Dice and the median seconds per image."""
     first = models[0]
-    settings = first.config.predict
-    method = settings.threshold_method
-    threshold = first.threshold if method == "tuned" else settings.threshold
     num_classes = max(first.config.model.out_channels, 2)
     accumulator = MetricAccumulator(num_classes=num_classes)
     seconds = []
@@ -74,7 +71,7 @@ def evaluate(
         start = time.perf_counter()
         prob = predict_probabilities(models, image)
         seconds.append(time.perf_counter() - start)
-        pred = probabilities_to_mask(prob, method=method, threshold=threshold)
+        pred = model_mask(first, prob)
         if num_classes == 2:
             pred = (pred > 0).astype(np.int64)
         truth = mask_to_target(

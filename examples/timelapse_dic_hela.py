@@ -29,7 +29,7 @@ import torch
 
 from lapseg.config import load_config
 from lapseg.io.sequences import discover_sequences
-from lapseg.metrics.compare import compare_runs, format_comparison, save_compared_curves
+from lapseg.training.compare import compare_runs, format_comparison, save_compared_curves
 from lapseg.training.trainer import fit
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "ctc-DIC-C2DH-HeLa"

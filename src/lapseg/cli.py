@@ -475,6 +475,9 @@ def run_evaluate(args: argparse.Namespace) -> int:
     result = evaluate_folders(args.pred, args.truth, num_classes=args.num_classes, out_dir=args.out)
     print(format_metrics_table(result))
     if args.out is not None:
+        from lapseg.report.plots import save_evaluation_boxplots
+
+        save_evaluation_boxplots(result, args.out)
         print(f"wrote per_image.csv, summary.json and boxplots to {args.out}")
     if args.run is not None:
         if args.out is None:
@@ -500,8 +503,8 @@ def run_demo(args: argparse.Namespace) -> int:
 
 def run_cv(args: argparse.Namespace) -> int:
     from lapseg.config import load_config
+    from lapseg.data.setup import discover_samples
     from lapseg.training.cv import groups_from_pattern, run_cross_validation
-    from lapseg.training.data_setup import discover_samples
 
     config = load_config(args.config, args.overrides)
     groups = None
@@ -606,8 +609,8 @@ def run_export_contours(args: argparse.Namespace) -> int:
 
 def run_augment_preview(args: argparse.Namespace) -> int:
     from lapseg.config import load_config
-    from lapseg.training.data_setup import prepare_run_data
-    from lapseg.transforms.preview import write_augmentation_preview
+    from lapseg.data.setup import prepare_run_data
+    from lapseg.report.preview import write_augmentation_preview
 
     if args.n < 1:
         raise LapsegInputError("--n must be >= 1")
@@ -630,7 +633,7 @@ def run_augment_preview(args: argparse.Namespace) -> int:
 
 def run_compare(args: argparse.Namespace) -> int:
     from lapseg.config import load_config
-    from lapseg.metrics.compare import compare_runs, format_comparison, save_compared_curves
+    from lapseg.training.compare import compare_runs, format_comparison, save_compared_curves
     from lapseg.training.trainer import fit
 
     if args.config_a.stem == args.config_b.stem:

@@ -24,7 +24,7 @@ from lapseg.inference.predict import load_model, predict_files
 from lapseg.io.discovery import discover_images
 from lapseg.io.images import read_image, read_mask
 from lapseg.metrics.evaluate import evaluate_folders, format_metrics_table
-from lapseg.report.plots import save_overlay
+from lapseg.report.plots import save_evaluation_boxplots, save_overlay
 from lapseg.training.trainer import fit
 
 DEMO_OVERRIDES = [
@@ -87,6 +87,7 @@ def run_demo(
     evaluation = evaluate_folders(
         out / "predictions", out / "data" / "test" / "masks", out_dir=out / "evaluation"
     )
+    save_evaluation_boxplots(evaluation, out / "evaluation")
     log(format_metrics_table(evaluation))
     for path in inputs[:4]:
         image = read_image(path).array[0].astype(np.float32)

@@ -64,7 +64,7 @@ def test_bad_inputs(tmp_path: Path):
 @pytest.mark.slow
 def test_context_k2_beats_k0_at_equal_budget(tmp_path: Path):
     """Network5 (k = 2) vs Network1 (k = 0): same data, split, seed, epochs and patches."""
-    from lapseg.metrics.compare import compare_runs
+    from lapseg.training.compare import compare_runs
     from lapseg.training.trainer import fit
 
     write_synthetic_timelapse(tmp_path / "data", n_sequences=4, config=SMALL, rng=11)

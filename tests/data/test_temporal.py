@@ -6,9 +6,7 @@ import numpy as np
 import pytest
 from scipy import ndimage as ndi
 
-from lapseg.data.temporal import TemporalConfig, context_indices, stack_context
-from lapseg.errors import LapsegInputError
-from lapseg.transforms.config import (
+from lapseg.config import (
     AugmentationConfig,
     BrightnessConfig,
     ContrastConfig,
@@ -18,7 +16,10 @@ from lapseg.transforms.config import (
     Rot90Config,
     RotationConfig,
     ScaleConfig,
+    TemporalConfig,
 )
+from lapseg.data.temporal import context_indices, stack_context
+from lapseg.errors import LapsegInputError
 from lapseg.transforms.pipeline import augment_sample
 
 

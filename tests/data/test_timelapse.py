@@ -9,6 +9,7 @@ import pytest
 import tifffile
 
 from lapseg.config import load_config
+from lapseg.data.setup import prepare_run_data
 from lapseg.data.timelapse import (
     check_split_leak_free,
     prepare_sequence_run_data,
@@ -17,7 +18,6 @@ from lapseg.data.timelapse import (
 )
 from lapseg.errors import LapsegInputError
 from lapseg.io.sequences import discover_sequences
-from lapseg.training.data_setup import prepare_run_data
 
 
 def write_sequences(root: Path, n_sequences: int, n_frames: int, *, shape=(16, 16)) -> Path:

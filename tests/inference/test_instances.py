@@ -229,7 +229,8 @@ def test_foreground_without_seed_is_dropped_and_empty_maps_give_no_object():
 
 
 def test_size_limits_scale_with_the_training_object_area():
-    from lapseg.inference.instances import PostprocessConfig, instances_from_probabilities
+    from lapseg.config import PostprocessConfig
+    from lapseg.inference.instances import instances_from_probabilities
 
     prob = np.zeros((3, 64, 64), np.float32)
     prob[0] = 1.0

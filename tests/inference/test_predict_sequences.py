@@ -19,9 +19,9 @@ from lapseg.errors import LapsegInputError
 from lapseg.inference.predict import load_model, predict_probabilities
 from lapseg.inference.sequences import SequencePredictor, predict_sequence
 from lapseg.io.sequences import discover_sequences
-from lapseg.metrics.compare import compare_runs, format_comparison, save_compared_curves
+from lapseg.models.checkpoint import save_checkpoint
 from lapseg.models.registry import create_model
-from lapseg.training.checkpoint import save_checkpoint
+from lapseg.training.compare import compare_runs, format_comparison, save_compared_curves
 
 TINY = [
     "data.layout=sequences",
@@ -126,7 +126,7 @@ def test_ensemble_and_bad_inputs(trained, tmp_path: Path):
         SequencePredictor([], source)
 
 
-# ---- the N1 vs N5 comparison (lapseg.metrics.compare) on the same held-out frames
+# ---- the N1 vs N5 comparison (lapseg.training.compare) on the same held-out frames
 
 
 def _finish(run: Path, split: dict, losses: list[float]) -> Path:

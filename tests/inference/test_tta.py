@@ -4,7 +4,8 @@ import pytest
 import torch
 from torch import nn
 
-from lapseg.config import PredictConfig
+from lapseg.config import PredictConfig, UNetConfig
+from lapseg.inference.engines import predict_logits
 from lapseg.inference.tta import (
     DIHEDRAL,
     DihedralTTA,
@@ -13,8 +14,6 @@ from lapseg.inference.tta import (
     inverse_dihedral_transform,
 )
 from lapseg.models.registry import create_model
-from lapseg.models.unet import UNetConfig
-from lapseg.training.loop import predict_logits
 
 
 def _batch(shape: tuple[int, ...] = (2, 3, 6, 10)) -> torch.Tensor:

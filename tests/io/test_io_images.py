@@ -10,7 +10,6 @@ import tifffile
 from lapseg.errors import LapsegInputError
 from lapseg.io.images import (
     IMAGE_EXTENSIONS,
-    atomic_output,
     read_image,
     read_mask,
     write_png,
@@ -208,20 +207,6 @@ def test_read_mask_grey_rgb_becomes_one_channel(tmp_path: Path) -> None:
     mask = read_mask(tmp_path / "grey.png")
     assert mask.shape == (2, 2)
     np.testing.assert_array_equal(mask, grey)
-
-
-def test_atomic_output_success_and_failure(tmp_path: Path) -> None:
-    target = tmp_path / "sub" / "out.tif"
-    with atomic_output(target) as tmp:
-        assert tmp.suffix == ".tif"
-        assert tmp.parent == target.parent
-        tmp.write_bytes(b"ok")
-    assert target.read_bytes() == b"ok"
-    with pytest.raises(RuntimeError), atomic_output(target) as tmp:
-        tmp.write_bytes(b"half")
-        raise RuntimeError("boom")
-    assert target.read_bytes() == b"ok"
-    assert sorted(p.name for p in target.parent.iterdir()) == ["out.tif"]
 
 
 @pytest.mark.shared_data

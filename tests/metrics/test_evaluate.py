@@ -18,6 +18,7 @@ from lapseg.metrics.evaluate import (
     pair_predictions,
 )
 from lapseg.metrics.pixel import binary_metrics, confusion_matrix
+from lapseg.report.plots import save_evaluation_boxplots
 
 
 def _masks(seed: int, shape=(12, 16)):
@@ -88,7 +89,7 @@ def test_evaluate_folders_matches_in_memory_metrics(folders, tmp_path):
     assert "pooled" in summary["definitions"]
     assert "mean" in summary["definitions"]
 
-    box = iio.imread(out / "boxplots.png")
+    box = iio.imread(save_evaluation_boxplots(result, out))
     assert box.shape[0] > 100
     assert box.shape[1] > 100
     assert not list(out.glob(".*"))  # no temporary files left

@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
+from lapseg.config import UNetConfig
 from lapseg.errors import LapsegInputError
 from lapseg.models.registry import PRESET_DESCRIPTIONS, PRESETS, count_parameters, create_model
-from lapseg.models.unet import UNet, UNetConfig
+from lapseg.models.unet import UNet
 
 # The counts stated in the registry's docstring (1 input channel, presets as configured).
 EXPECTED_PARAMETERS = {
@@ -87,9 +88,9 @@ def test_unknown_override_lists_fields() -> None:
 
 
 def test_bad_override_value_and_bad_spec() -> None:
-    with pytest.raises(LapsegInputError, match=r"UNetConfig\.norm = 'batchnorm'"):
+    with pytest.raises(LapsegInputError, match=r"model\.norm='batchnorm'"):
         create_model("default", norm="batchnorm")
     with pytest.raises(LapsegInputError, match="preset name, UNetConfig or dict"):
         create_model(3)  # type: ignore[arg-type]
-    with pytest.raises(LapsegInputError, match="unknown UNetConfig field"):
+    with pytest.raises(LapsegInputError, match="unknown key model.kernel;"):
         create_model({"depth": 2, "kernel": 3})

@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 import torch
 
+from lapseg.config import UNetConfig
 from lapseg.errors import LapsegInputError
-from lapseg.models.unet import UNet, UNetConfig
+from lapseg.models.unet import UNet
 from lapseg.report.feature_maps import capture_feature_maps, crop_to_valid, save_feature_maps
 
 

@@ -13,14 +13,14 @@ import numpy as np
 import pytest
 import torch
 
-from lapseg.config import LapsegConfig, config_to_dict, dump_config
+from lapseg.config import LapsegConfig, UNetConfig, config_to_dict, dump_config
 from lapseg.data.split import write_split
 from lapseg.errors import LapsegInputError
 from lapseg.io.images import write_tiff
 from lapseg.metrics.evaluate import evaluate_folders
-from lapseg.models.unet import UNet, UNetConfig
+from lapseg.models.checkpoint import save_checkpoint
+from lapseg.models.unet import UNet
 from lapseg.report.html import build_report
-from lapseg.training.checkpoint import save_checkpoint
 
 N_IMAGES = 4
 

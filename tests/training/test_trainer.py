@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from lapseg.config import load_config
+from lapseg.models.checkpoint import load_checkpoint
 from lapseg.training import trainer as trainer_module
-from lapseg.training.checkpoint import load_checkpoint
 from lapseg.training.trainer import fit
 
 TINY = [

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 
 import numpy as np
 import pytest
 from scipy import ndimage
 
-from lapseg.transforms.config import (
+from lapseg.config import (
     AUGMENTATION_PRESETS,
     AugmentationConfig,
     CropConfig,
@@ -25,8 +24,7 @@ from lapseg.transforms.config import (
 from lapseg.transforms.pipeline import augment_sample
 
 NONE = AUGMENTATION_PRESETS["none"]
-EVERY_GEOMETRIC = replace(
-    NONE,
+EVERY_GEOMETRIC = NONE.replace(
     flip=FlipConfig(0.5),
     rot90=Rot90Config(0.75),
     rotation=RotationConfig(1.0, degrees=(-180.0, 180.0)),
@@ -37,8 +35,7 @@ EVERY_GEOMETRIC = replace(
     grid_elastic=GridElasticConfig(1.0),
     quadrant_mirror=QuadrantMirrorConfig(0.3),
 )
-EVERYTHING = replace(
-    AUGMENTATION_PRESETS["default"],
+EVERYTHING = AUGMENTATION_PRESETS["default"].replace(
     **{name: getattr(EVERY_GEOMETRIC, name) for name in ("rotation", "scale", "elastic", "crop")},
 )
 

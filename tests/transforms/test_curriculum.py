@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from lapseg.transforms.config import (
+from lapseg.config import (
     AUGMENTATION_PRESETS,
     AugmentationConfig,
     CurriculumStage,

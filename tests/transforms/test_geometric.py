@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from lapseg.transforms.config import AUGMENTATION_PRESETS
+from lapseg.config import AUGMENTATION_PRESETS
 from lapseg.transforms.geometric import (
     GeometryParams,
     apply_geometry,

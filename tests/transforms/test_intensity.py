@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from lapseg.transforms.config import AUGMENTATION_PRESETS
+from lapseg.config import AUGMENTATION_PRESETS
 from lapseg.transforms.intensity import (
     add_gaussian_noise,
     adjust_brightness,

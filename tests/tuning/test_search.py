@@ -85,9 +85,9 @@ def test_bad_space_declarations(space, message):
     [
         ({"train.lrate": {"type": "float", "low": 0.1, "high": 1}}, "unknown key.*train.lrate"),
         ({"trian.lr": {"type": "float", "low": 0.1, "high": 1}}, "unknown config section"),
-        ({"train.epochs": {"type": "float", "low": 1, "high": 4}}, "must be an integer"),
+        ({"train.epochs": {"type": "float", "low": 1, "high": 4}}, "valid integer"),
         ({"train.optimizer": {"type": "categorical", "choices": ["adam", "lion"]}}, "lion"),
-        ({"train.lr": {"type": "float", "low": -1.0, "high": 1}}, "must be > 0"),
+        ({"train.lr": {"type": "float", "low": -1.0, "high": 1}}, "greater than 0"),
     ],
 )
 def test_space_checked_against_the_config(space, message):

@@ -23,12 +23,13 @@ the whole image, which keeps memory bounded on large images (:func:`iter_feature
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Sequence
 
 import numpy as np
 from scipy import ndimage as ndi
 
-from lapseg.baseline.settings import DEFAULT_SIGMAS, check_sigmas
+from lapseg.config import DEFAULT_SIGMAS
 from lapseg.errors import LapsegInputError
 
 __all__ = [
@@ -63,6 +64,17 @@ _STRUCTURE_OUTER = 0.5  # outer (smoothing) scale of the structure tensor, relat
 def _radius(sigma: float) -> int:
     """Kernel radius scipy uses for ``sigma`` and :data:`TRUNCATE`."""
     return int(TRUNCATE * float(sigma) + 0.5)
+
+
+def check_sigmas(sigmas: Sequence[float]) -> tuple[float, ...]:
+    """Validated scales as a tuple of positive finite floats (at least one)."""
+    try:
+        values = tuple(float(s) for s in sigmas)
+    except (TypeError, ValueError):
+        raise LapsegInputError(f"feature sigmas must be numbers, got {sigmas!r}") from None
+    if not values or not all(math.isfinite(s) and s > 0 for s in values):
+        raise LapsegInputError(f"feature sigmas must be positive numbers, got {list(sigmas)}")
+    return values
 
 
 def feature_halo(sigmas: Sequence[float] = DEFAULT_SIGMAS) -> int:

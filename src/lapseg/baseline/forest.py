@@ -22,11 +22,16 @@ from typing import Any
 import numpy as np
 from sklearn.ensemble import RandomForestClassifier
 
-from lapseg.baseline.features import DEFAULT_SIGMAS, feature_names, iter_feature_tiles
-from lapseg.baseline.settings import BaselineConfig, check_sigmas
+from lapseg.baseline.features import (
+    DEFAULT_SIGMAS,
+    check_sigmas,
+    feature_names,
+    iter_feature_tiles,
+)
+from lapseg.config import BaselineConfig
 from lapseg.data.normalization import NormalizationStats, apply_normalization
 from lapseg.errors import LapsegInputError
-from lapseg.io.images import atomic_output
+from lapseg.io.files import atomic_output, write_json
 
 __all__ = [
     "FOREST_FILE",
@@ -283,8 +288,7 @@ def save_forest(model: ForestModel, folder: str | Path) -> Path:
         "feature_names": feature_names(model.n_channels, model.sigmas),
         "info": model.info,
     }
-    with atomic_output(folder / META_FILE) as tmp:
-        tmp.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+    write_json(folder / META_FILE, meta)
     return folder
 
 

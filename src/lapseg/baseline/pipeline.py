@@ -13,7 +13,6 @@ otherwise) and ``probabilities/<stem>.tif``, so ``lapseg evaluate`` works unchan
 
 from __future__ import annotations
 
-import json
 import platform
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -21,22 +20,20 @@ from pathlib import Path
 import numpy as np
 import sklearn
 
-from lapseg.baseline.forest import BaselineConfig, load_forest, predict_forest, save_forest
+from lapseg.baseline.forest import load_forest, predict_forest, save_forest
 from lapseg.baseline.forest import train_forest as _train_forest
-from lapseg.config import LapsegConfig, dump_config
+from lapseg.config import BaselineConfig, LapsegConfig, dump_config
 from lapseg.data.dataset import read_raw_sample
 from lapseg.data.masks import mask_to_target
 from lapseg.data.normalization import fit_normalization
+from lapseg.data.setup import discover_samples, make_split
 from lapseg.data.split import write_split
 from lapseg.errors import LapsegInputError
-from lapseg.inference.predict import (
-    check_outputs_do_not_overwrite_inputs,
-    output_paths,
-    probabilities_to_mask,
-)
+from lapseg.inference.outputs import probabilities_to_mask
+from lapseg.inference.predict import check_outputs_do_not_overwrite_inputs, output_paths
 from lapseg.io.discovery import discover_images
-from lapseg.io.images import atomic_output, read_image, write_tiff
-from lapseg.training.data_setup import discover_samples, make_split
+from lapseg.io.files import write_json, write_text
+from lapseg.io.images import read_image, write_tiff
 
 __all__ = ["predict_baseline", "train_baseline"]
 
@@ -86,7 +83,7 @@ def train_baseline(
     )
     model = _train_forest(images, targets, normalization=stats, settings=settings)
     save_forest(model, out_dir)
-    (out_dir / "config.yaml").write_text(dump_config(config), encoding="utf-8")
+    write_text(out_dir / "config.yaml", dump_config(config))
     write_split(out_dir / "split.json", split)
     run = {
         "model": "random-forest baseline",
@@ -108,8 +105,7 @@ def train_baseline(
             "device": "cpu",
         },
     }
-    with atomic_output(out_dir / "run.json") as tmp:
-        tmp.write_text(json.dumps(run, indent=2) + "\n", encoding="utf-8")
+    write_json(out_dir / "run.json", run)
     return out_dir
 
 

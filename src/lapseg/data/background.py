@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from lapseg.errors import LapsegInputError
-from lapseg.io.images import atomic_output
+from lapseg.io.files import atomic_output
 from lapseg.io.sequences import SequenceSource, frame_reader
 
 DEFAULT_CHUNK_BYTES = 256 * 1024**2

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from lapseg.config import DataConfig, LapsegConfig
+from lapseg.config import AugmentationConfig, DataConfig, LapsegConfig
 from lapseg.data.geometry import center_crop_or_pad, pad_to_at_least, resize_to, sample_patch_origin
 from lapseg.data.masks import mask_to_target, to_instances
 from lapseg.data.normalization import NormalizationStats, apply_normalization
@@ -23,7 +23,6 @@ from lapseg.data.targets import three_class_target
 from lapseg.errors import LapsegInputError
 from lapseg.io.discovery import SamplePaths
 from lapseg.io.images import read_image, read_mask
-from lapseg.transforms.config import AugmentationConfig
 from lapseg.transforms.pipeline import augment_sample
 
 
@@ -103,6 +102,16 @@ def prepare_sample(
     return Sample(
         name=paths.name, image=normalised, target=target.astype(np.int64), instances=instances
     )
+
+
+@dataclass(frozen=True)
+class RunData:
+    """Prepared samples of a run, its split and the normalisation fitted on its training split."""
+
+    train: list[Sample]
+    val: list[Sample]
+    split: dict[str, list[str]]
+    stats: NormalizationStats
 
 
 class PatchDataset(torch.utils.data.Dataset):

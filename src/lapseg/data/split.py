@@ -14,7 +14,7 @@ import numpy as np
 
 from lapseg.errors import LapsegInputError
 from lapseg.io.discovery import natural_sort_key
-from lapseg.io.images import atomic_output
+from lapseg.io.files import write_json
 
 SPLIT_KEYS: tuple[str, ...] = ("train", "val", "test")
 
@@ -148,11 +148,7 @@ def validate_split(
 
 def write_split(path: str | Path, split: Mapping[str, Sequence[str]]) -> Path:
     """Write a split as JSON (atomically) and return ``path``."""
-    path = Path(path)
-    data = {key: list(split.get(key, [])) for key in SPLIT_KEYS}
-    with atomic_output(path) as tmp:
-        tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-    return path
+    return write_json(path, {key: list(split.get(key, [])) for key in SPLIT_KEYS})
 
 
 def read_split(path: str | Path) -> dict[str, list[str]]:

@@ -20,13 +20,12 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from itertools import pairwise
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from lapseg.config import DataConfig, LapsegConfig, TemporalConfig
 from lapseg.data.background import subtract_background, temporal_median
-from lapseg.data.dataset import Sample, prepare_sample
+from lapseg.data.dataset import RunData, Sample, prepare_sample
 from lapseg.data.geometry import center_crop_or_pad, resize_to
 from lapseg.data.normalization import NormalizationStats, fit_normalization
 from lapseg.data.split import SPLIT_KEYS, read_split, split_random, validate_split
@@ -34,9 +33,6 @@ from lapseg.data.temporal import stack_context
 from lapseg.errors import LapsegInputError
 from lapseg.io.discovery import SamplePaths
 from lapseg.io.sequences import SequenceSource, discover_sequences, read_frame_mask, read_frames
-
-if TYPE_CHECKING:  # data_setup imports this module lazily; import it back only for typing
-    from lapseg.training.data_setup import RunData
 
 
 def frame_grid(data: DataConfig) -> tuple[Callable[[np.ndarray], np.ndarray] | None, str]:
@@ -235,8 +231,6 @@ def prepare_sequence_run_data(
         ``stats`` are for the stacked ``(2k+1)``-channel input (the per-frame statistics
         repeated), so :func:`lapseg.inference.predict.predict_probabilities` applies them as is.
     """
-    from lapseg.training.data_setup import RunData
-
     data, temporal = config.data, config.temporal
     k = temporal.context
     if temporal.split == "time_blocks" and temporal.gap < k:

@@ -12,18 +12,16 @@ from __future__ import annotations
 
 import io
 import warnings
-from collections.abc import Callable
 
 import numpy as np
 import torch
 from torch import nn
 
+from lapseg.config import PredictConfig
 from lapseg.errors import LapsegInputError
+from lapseg.inference.sliding_window import Predictor, predict_sliding_window
 
 ENGINES = ("torch", "onnx")
-
-Predictor = Callable[[torch.Tensor], torch.Tensor]
-"""Maps a batch of tiles ``(B, C, h, w)`` to logits ``(B, K, h', w')``."""
 
 
 def torch_predictor(model: nn.Module, *, amp: bool = False) -> Predictor:
@@ -108,3 +106,30 @@ def make_predictor(
             raise LapsegInputError("predict.engine=onnx runs on the CPU; use --device cpu")
         return onnx_predictor(model, in_channels=in_channels)
     raise LapsegInputError(f"predict.engine={engine!r} is not one of {', '.join(ENGINES)}")
+
+
+def predict_logits(
+    model: nn.Module,
+    image: torch.Tensor,
+    predict: PredictConfig,
+    *,
+    amp: bool = False,
+    predictor: Predictor | None = None,
+) -> torch.Tensor:
+    """Sliding-window logits ``(K, Y, X)`` of ``model`` for one ``(C, Y, X)`` image tensor.
+
+    ``predictor`` (default: eager PyTorch on ``model``) runs each batch of tiles; pass an ONNX
+    or test-time-augmentation predictor built for the same model.
+    """
+    if predictor is None:
+        predictor = torch_predictor(model, amp=amp)
+    return predict_sliding_window(
+        predictor,
+        image,
+        tile_size=tuple(predict.tile_size),
+        overlap=predict.overlap,
+        blend=predict.blend,
+        batch_size=predict.batch_size,
+        size_multiple=int(getattr(model, "size_multiple", 1)),
+        output_margin=int(getattr(model, "output_margin", 0)),
+    )

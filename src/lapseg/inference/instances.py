@@ -17,18 +17,16 @@ never cut or duplicated at tile borders and no label stitching is needed.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy import ndimage
 from skimage.feature import peak_local_max
 from skimage.segmentation import relabel_sequential, watershed
 
+from lapseg.config import PostprocessConfig
 from lapseg.errors import LapsegInputError
 
 __all__ = [
-    "PostprocessConfig",
     "fill_label_holes",
     "instances_from_binary",
     "instances_from_probabilities",
@@ -40,57 +38,6 @@ __all__ = [
 _MAX_LABEL = int(np.iinfo(np.uint16).max)
 _CROSS = ndimage.generate_binary_structure(2, 1)  # 4-connectivity
 _SQUARE = ndimage.generate_binary_structure(2, 2)  # 8-connectivity
-
-
-@dataclass(frozen=True)
-class PostprocessConfig:
-    """How probability maps become instance label images (``lapseg predict`` writes them).
-
-    interior_threshold : a pixel seeds an instance when P(interior) exceeds it (3-class models).
-    foreground_threshold : pixels with P(interior) + P(boundary) above it belong to a cell
-        (3-class models; binary models use ``predict.threshold``).
-    min_size : objects with fewer pixels are removed (after hole filling).
-    min_seed_size : interior components with fewer pixels seed nothing (3-class models).
-    fill_holes : fill background fully enclosed by one object with that object.
-    remove_border : drop objects touching the image border.
-    watershed : binary models: split touching cells by a distance-transform watershed instead
-        of plain connected components.
-    min_distance : binary models with ``watershed``: minimum distance in pixels between two
-        seeds (about the radius of the smallest cells).
-    min_size_fraction, min_seed_fraction : scale-aware versions of ``min_size`` and
-        ``min_seed_size``: objects (seeds) smaller than this fraction of the median object area
-        of the training masks (stored with the model) are removed. The larger of the absolute
-        and the relative limit applies, so the same settings suit 10-pixel nuclei and
-        10,000-pixel DIC cells.
-    """
-
-    interior_threshold: float = 0.5
-    foreground_threshold: float = 0.5
-    min_size: int = 16
-    min_seed_size: int = 0
-    fill_holes: bool = True
-    remove_border: bool = False
-    watershed: bool = False
-    min_distance: int = 7
-    min_size_fraction: float = 0.1
-    min_seed_fraction: float = 0.05
-
-    def __post_init__(self) -> None:
-        for name in ("min_size_fraction", "min_seed_fraction"):
-            if not 0.0 <= getattr(self, name) < 1.0:
-                raise LapsegInputError(
-                    f"postprocess.{name}={getattr(self, name)!r} must be in [0, 1)"
-                )
-        for name in ("interior_threshold", "foreground_threshold"):
-            if not 0.0 < getattr(self, name) < 1.0:
-                raise LapsegInputError(
-                    f"postprocess.{name}={getattr(self, name)!r} must be in (0, 1)"
-                )
-        for name, minimum in (("min_size", 0), ("min_seed_size", 0), ("min_distance", 1)):
-            if getattr(self, name) < minimum:
-                raise LapsegInputError(
-                    f"postprocess.{name}={getattr(self, name)!r} must be >= {minimum}"
-                )
 
 
 # --------------------------------------------------------------------------- checks

@@ -8,7 +8,7 @@ pixel grid. Several checkpoints form an ensemble: their probability maps are ave
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -18,15 +18,15 @@ from lapseg.config import LapsegConfig, PredictConfig, config_from_dict
 from lapseg.data.dataset import reshape_for_network
 from lapseg.data.geometry import center_crop_or_pad, resize_to, undo_center_crop_or_pad
 from lapseg.data.normalization import NormalizationStats, apply_normalization
+from lapseg.device import select_device
 from lapseg.errors import LapsegInputError
-from lapseg.inference.engines import Predictor, make_predictor
+from lapseg.inference.engines import Predictor, make_predictor, predict_logits
 from lapseg.inference.instances import instances_from_probabilities
-from lapseg.inference.thresholds import threshold_probabilities
+from lapseg.inference.outputs import probabilities_from_logits, probabilities_to_mask
 from lapseg.io.images import read_image, write_tiff
+from lapseg.models.checkpoint import load_checkpoint, resolve_checkpoint_path
 from lapseg.models.registry import create_model
 from lapseg.models.unet import fuse_batchnorm
-from lapseg.training.checkpoint import load_checkpoint, resolve_checkpoint_path
-from lapseg.training.loop import predict_logits, select_device
 
 
 @dataclass(frozen=True)
@@ -119,7 +119,7 @@ def predict_probabilities(
             loaded.device
         )
         logits = predict_logits(loaded.model, tensor, settings, predictor=loaded.predictor)
-        prob = torch.sigmoid(logits) if logits.shape[0] == 1 else torch.softmax(logits, dim=0)
+        prob = probabilities_from_logits(logits)
         prob_np = _map_back(prob.cpu().numpy(), image.shape[-2:], loaded.config)
         total = prob_np if total is None else total + prob_np
         if total.shape[0] != prob_np.shape[0]:
@@ -127,19 +127,24 @@ def predict_probabilities(
     return (total / len(models)).astype(np.float32)
 
 
-def probabilities_to_mask(
-    prob: np.ndarray, *, method: str = "fixed", threshold: float = 0.5
+def model_mask(
+    loaded: LoadedModel, prob: np.ndarray, *, predict: PredictConfig | None = None
 ) -> np.ndarray:
-    """Mask ``(Y, X)`` from probabilities ``(K, Y, X)``: binary 0/255 uint8 for K == 1
-    (``method`` "fixed"/"tuned" use ``threshold``, "otsu" is per image), class indices for K > 1."""
-    if prob.shape[0] == 1:
-        otsu = method == "otsu"
-        binary = threshold_probabilities(
-            prob[0], method="otsu" if otsu else "fixed", threshold=threshold
-        )
-        return (binary > 0).astype(np.uint8) * 255
-    labels = prob.argmax(axis=0)
-    return labels.astype(np.uint8 if prob.shape[0] <= 256 else np.uint16)
+    """The mask ``(Y, X)`` of one image as ``lapseg predict`` writes it.
+
+    Foreground masks (0/255) use the run's threshold rule (``predict.threshold_method``; the
+    tuned threshold is stored with the model); 3-class instance models threshold
+    ``1 - P(background)`` at ``postprocess.foreground_threshold``; class models give the class
+    map (:func:`lapseg.inference.outputs.probabilities_to_mask`).
+    """
+    settings = predict if predict is not None else loaded.config.predict
+    method = settings.threshold_method
+    target = loaded.config.data.target
+    if target == "three_class":
+        threshold = loaded.config.postprocess.foreground_threshold
+    else:
+        threshold = loaded.threshold if method == "tuned" else settings.threshold
+    return probabilities_to_mask(prob, target=target, method=method, threshold=threshold)
 
 
 OUTPUT_KINDS = ("masks", "probabilities", "labels")
@@ -202,19 +207,12 @@ def predict_files(
     planned = [output_paths(output_dir, p, labels=labels) for p in inputs]
     check_outputs_do_not_overwrite_inputs(list(inputs), planned)
     settings = predict if predict is not None else config.predict
-    method = settings.threshold_method
-    threshold = models[0].threshold if method == "tuned" else settings.threshold
+    threshold = models[0].threshold if settings.threshold_method == "tuned" else settings.threshold
     written = []
     for path, outputs in zip(inputs, planned, strict=True):
         image = read_image(path, axes=axes)
         prob = predict_probabilities(models, image.array, predict=predict)
-        if config.data.target == "three_class":
-            # foreground = interior + boundary; the mask is the union of the instances
-            mask = (prob[1] + prob[2] > config.postprocess.foreground_threshold).astype(
-                np.uint8
-            ) * 255
-        else:
-            mask = probabilities_to_mask(prob, method=method, threshold=threshold)
+        mask = model_mask(models[0], prob, predict=settings)
         prob_out = prob[0] if prob.shape[0] == 1 else prob
         write_tiff(
             outputs["probabilities"],
@@ -236,4 +234,4 @@ def predict_files(
 
 def with_overrides(predict: PredictConfig, **changes: object) -> PredictConfig:
     """A copy of ``predict`` with the non-None ``changes`` applied (validated)."""
-    return replace(predict, **{k: v for k, v in changes.items() if v is not None})
+    return predict.replace(**{k: v for k, v in changes.items() if v is not None})

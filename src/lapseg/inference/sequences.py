@@ -20,7 +20,7 @@ from lapseg.data.geometry import center_crop_or_pad, resize_to, undo_center_crop
 from lapseg.data.temporal import stack_context
 from lapseg.data.timelapse import load_sequence
 from lapseg.errors import LapsegInputError
-from lapseg.inference.predict import LoadedModel, predict_probabilities, probabilities_to_mask
+from lapseg.inference.predict import LoadedModel, model_mask, predict_probabilities
 from lapseg.io.images import write_tiff
 from lapseg.io.sequences import SequenceSource
 
@@ -135,15 +135,12 @@ def predict_sequence(
         predict=predict,
         cache_dir=cache_dir if cache_dir is not None else output_dir / ".cache",
     )
-    settings = predict if predict is not None else models[0].config.predict
-    method = settings.threshold_method
-    threshold = models[0].threshold if method == "tuned" else settings.threshold
     wanted = list(range(source.n_frames)) if frames is None else list(frames)
     inputs = {Path(p).resolve() for p in source.files()}
     written = []
     for done, t in enumerate(wanted, start=1):
         prob = predictor.probabilities(t)
-        mask = probabilities_to_mask(prob, method=method, threshold=threshold)
+        mask = model_mask(models[0], prob, predict=predict)
         mask_path = output_dir / "masks" / source.name / f"{source.frame_names[t]}.tif"
         if mask_path.resolve() in inputs:
             raise LapsegInputError("output would overwrite an input frame", path=mask_path)

@@ -17,8 +17,6 @@ Every writer is atomic.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from pathlib import Path
 
@@ -27,7 +25,7 @@ from scipy import ndimage as ndi
 from skimage.measure import find_contours, label
 
 from lapseg.errors import LapsegInputError
-from lapseg.io.images import atomic_output
+from lapseg.io.files import atomic_output, write_csv, write_text
 
 __all__ = [
     "CONTOUR_FORMATS",
@@ -138,13 +136,8 @@ def _check_path(path: Path, suffix: str) -> Path:
 def write_edge_pixels(mask: np.ndarray, path: str | Path) -> Path:
     """Write :func:`edge_pixels` as CSV with header ``label,y,x``."""
     path = _check_path(Path(path), ".csv")
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["label", "y", "x"])
-    writer.writerows(edge_pixels(mask).tolist())
-    with atomic_output(path) as tmp:
-        tmp.write_text(buffer.getvalue(), encoding="utf-8")
-    return path
+    rows = [{"label": n, "y": y, "x": x} for n, y, x in edge_pixels(mask).tolist()]
+    return write_csv(path, rows, columns=["label", "y", "x"])
 
 
 def write_geojson(mask: np.ndarray, path: str | Path) -> Path:
@@ -163,9 +156,7 @@ def write_geojson(mask: np.ndarray, path: str | Path) -> Path:
         for n, xy in object_polygons(mask).items()
     ]
     payload = {"type": "FeatureCollection", "features": features}
-    with atomic_output(path) as tmp:
-        tmp.write_text(json.dumps(payload) + "\n", encoding="utf-8")
-    return path
+    return write_text(path, json.dumps(payload) + "\n")
 
 
 def write_imagej_rois(mask: np.ndarray, path: str | Path) -> Path:

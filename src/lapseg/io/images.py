@@ -6,17 +6,13 @@ from the file's own metadata (OME, ImageJ, tifffile's shaped description, TIFF s
 or from the format's definition (a 2D array is ``"YX"``; a 3D PNG/JPEG/BMP is ``"YXC"``).
 Anything else raises :class:`~lapseg.errors.LapsegInputError` asking for ``axes``.
 
-Every writer is atomic: the data go to a temporary file in the target folder, which then
-replaces the target with :func:`os.replace`, so a crash never leaves a half-written file.
+Every writer is atomic (:func:`lapseg.io.files.atomic_output`): a crash never leaves a
+half-written file.
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
-import tempfile
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +22,7 @@ import tifffile
 
 from lapseg.axes import AXES_VOCABULARY, to_cyx, validate_axes
 from lapseg.errors import LapsegInputError
+from lapseg.io.files import atomic_output
 
 IMAGE_EXTENSIONS: tuple[str, ...] = (".tif", ".tiff", ".png", ".jpg", ".jpeg", ".bmp")
 """Supported file extensions (compared case-insensitively)."""
@@ -311,37 +308,6 @@ def read_mask(path: str | Path) -> np.ndarray:
     if mask.max() > np.iinfo(np.int32).max:
         raise LapsegInputError(f"mask label {mask.max()} does not fit in int32", path=path)
     return mask.astype(np.int32)
-
-
-@contextlib.contextmanager
-def atomic_output(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path next to ``path``; move it onto ``path`` on success.
-
-    The temporary file has the same suffix as ``path`` (libraries pick the format from it) and
-    lives in the same folder (so :func:`os.replace` is atomic). Parent folders are created. On an
-    exception the temporary file is removed and ``path`` is left untouched.
-
-    Parameters
-    ----------
-    path : str or Path
-        Final destination.
-
-    Yields
-    ------
-    tmp : Path
-        Where to write.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def write_tiff(

@@ -10,13 +10,13 @@ Outputs of :func:`evaluate_folders` when ``out_dir`` is given:
   the multi-class case become ``<metric>_class<k>`` columns);
 * ``summary.json``: ``pooled``, ``mean``, ``std``, ``n_images``, ``unmatched_predictions``,
   ``num_classes`` and ``definitions`` (what pooled and per-image mean mean);
-* ``boxplots.png``: one figure, one box per main metric over the images (:data:`BOX_METRICS`).
+
+:func:`lapseg.report.plots.save_evaluation_boxplots` draws ``boxplots.png`` beside them (one box
+per main metric over the images, :data:`BOX_METRICS`).
 """
 
 from __future__ import annotations
 
-import csv
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +26,8 @@ import numpy as np
 
 from lapseg.errors import LapsegInputError
 from lapseg.io.discovery import discover_images, natural_sort_key
-from lapseg.io.images import atomic_output, read_mask
+from lapseg.io.files import write_csv, write_json
+from lapseg.io.images import read_mask
 from lapseg.metrics.pixel import MetricAccumulator
 
 BOX_METRICS: tuple[str, ...] = ("dice", "iou", "precision", "recall", "accuracy", "specificity")
@@ -190,8 +191,8 @@ def evaluate_folders(
         2 (binary): any nonzero pixel is foreground in both masks (0/255 masks and label
         images both work). More: mask values are class indices in ``[0, num_classes)``.
     out_dir : str or Path, optional
-        If given, write ``per_image.csv``, ``summary.json`` and ``boxplots.png`` there
-        (see the module docstring); the folder is created if needed.
+        If given, write ``per_image.csv`` and ``summary.json`` there (see the module
+        docstring); the folder is created if needed.
 
     Returns
     -------
@@ -252,31 +253,21 @@ def _flatten(metrics: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def write_evaluation(result: EvaluationResult, out_dir: str | Path) -> dict[str, Path]:
-    """Write ``per_image.csv``, ``summary.json`` and ``boxplots.png`` into ``out_dir``.
+    """Write ``per_image.csv`` and ``summary.json`` into ``out_dir`` (atomically).
 
     Returns
     -------
     paths : dict of str to Path
-        ``{"per_image": ..., "summary": ..., "boxplots": ...}``.
+        ``{"per_image": ..., "summary": ...}``.
     """
-    # imported here so that computing metrics does not load matplotlib
-    from lapseg.report.plots import save_boxplots
-
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {
         "per_image": out_dir / "per_image.csv",
         "summary": out_dir / "summary.json",
-        "boxplots": out_dir / "boxplots.png",
     }
     rows = [_flatten(row) for row in result.per_image]
-    with (
-        atomic_output(paths["per_image"]) as tmp,
-        open(tmp, "w", newline="", encoding="utf-8") as handle,
-    ):
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    write_csv(paths["per_image"], rows, float_format=None)
     summary = {
         "n_images": result.n_images,
         "unmatched_predictions": result.unmatched_predictions,
@@ -286,10 +277,7 @@ def write_evaluation(result: EvaluationResult, out_dir: str | Path) -> dict[str,
         "std": result.std,
         "definitions": DEFINITIONS,
     }
-    with atomic_output(paths["summary"]) as tmp:
-        Path(tmp).write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-    box_metrics = [m for m in BOX_METRICS if m in result.mean]
-    save_boxplots(result.per_image, box_metrics, paths["boxplots"])
+    write_json(paths["summary"], summary)
     return paths
 
 

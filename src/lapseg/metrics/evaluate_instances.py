@@ -21,7 +21,6 @@ Outputs of :func:`evaluate_instance_folders` when ``out_dir`` is given:
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 from dataclasses import dataclass
@@ -34,7 +33,8 @@ from numpy.typing import ArrayLike
 from lapseg.data.masks import to_instances
 from lapseg.errors import LapsegInputError
 from lapseg.io.discovery import discover_images
-from lapseg.io.images import atomic_output, read_mask
+from lapseg.io.files import write_csv, write_text
+from lapseg.io.images import read_mask
 from lapseg.metrics.evaluate import pair_predictions
 from lapseg.metrics.instance import (
     DEFAULT_THRESHOLDS,
@@ -260,13 +260,7 @@ def write_instance_evaluation(result: InstanceEvaluation, out_dir: str | Path) -
         "per_image": out_dir / "instances_per_image.csv",
         "summary": out_dir / "instances_summary.json",
     }
-    with (
-        atomic_output(paths["per_image"]) as tmp,
-        open(tmp, "w", newline="", encoding="utf-8") as handle,
-    ):
-        writer = csv.DictWriter(handle, fieldnames=list(result.per_image[0]))
-        writer.writeheader()
-        writer.writerows(result.per_image)
+    write_csv(paths["per_image"], result.per_image, float_format=None)
     summary = {
         "n_images": result.n_images,
         "unmatched_predictions": result.unmatched_predictions,
@@ -276,10 +270,7 @@ def write_instance_evaluation(result: InstanceEvaluation, out_dir: str | Path) -
         "matching": [r.as_dict() for r in result.matching],
         "definitions": INSTANCE_DEFINITIONS,
     }
-    with atomic_output(paths["summary"]) as tmp:
-        Path(tmp).write_text(
-            json.dumps(_json_safe(summary), indent=2, allow_nan=False) + "\n", encoding="utf-8"
-        )
+    write_text(paths["summary"], json.dumps(_json_safe(summary), indent=2, allow_nan=False) + "\n")
     return paths
 
 

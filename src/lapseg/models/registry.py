@@ -27,79 +27,21 @@ after every concatenation, where this preset drops out (0.5) after the bottlenec
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 from torch import nn
 
+from lapseg.config import MODEL_PRESETS, UNetConfig, model_preset_descriptions
 from lapseg.errors import LapsegInputError
-from lapseg.models.unet import UNet, UNetConfig
+from lapseg.models.unet import UNet
 
 __all__ = ["PRESETS", "PRESET_DESCRIPTIONS", "count_parameters", "create_model"]
 
-PRESETS: dict[str, UNetConfig] = {
-    "default": UNetConfig(
-        depth=4,
-        base_features=16,
-        norm="batch",
-        upsampling="transpose",
-        init="he",
-    ),
-    "ronneberger2015": UNetConfig(
-        out_channels=2,
-        depth=4,
-        base_features=64,
-        kernel_size=3,
-        padding="valid",
-        norm="none",
-        dropout=0.5,
-        dropout_where="bottleneck",
-        upsampling="transpose",
-        up_kernel_size=2,
-        init="he",
-    ),
-    "stemnet": UNetConfig(
-        out_channels=2,
-        depth=6,
-        base_features=16,
-        kernel_size=5,
-        norm="none",
-        dropout=0.25,
-        dropout_where="all",
-        upsampling="transpose",
-        up_kernel_size=2,
-        init="he",
-        convs_per_level=1,
-    ),
-    "pancreas-keras": UNetConfig(
-        out_channels=1,
-        depth=4,
-        base_features=16,
-        norm="batch",
-        dropout=0.5,
-        dropout_where="bottleneck",
-        upsampling="transpose",
-        up_kernel_size=3,
-        init="he",
-    ),
-    "cryo-sem": UNetConfig(
-        out_channels=1,
-        depth=4,
-        base_features=64,
-        norm="batch",
-        upsampling="transpose",
-        up_kernel_size=2,
-        init="xavier",
-    ),
-}
+PRESETS: dict[str, UNetConfig] = MODEL_PRESETS
+"""Named architectures (``presets/models.yaml`` of :mod:`lapseg.config`)."""
 
-PRESET_DESCRIPTIONS: dict[str, str] = {
-    "default": "small and fast general U-Net: 4 poolings, 16-256 features, BatchNorm, binary",
-    "ronneberger2015": "original U-Net: 3x3 valid convs, 64-1024 features, 572 -> 388, 2 classes",
-    "stemnet": "seed 000 StemNet: 7 levels, one 5x5 conv each, dropout 0.25 everywhere, 2 classes",
-    "pancreas-keras": "seed 001 Keras U-Net: 16 base, BatchNorm, dropout 0.5, 3x3 up-convs, binary",
-    "cryo-sem": "seed 004 cryo-SEM U-Net: 64 base, BatchNorm, Xavier init, ~31M params, binary",
-}
+PRESET_DESCRIPTIONS: dict[str, str] = model_preset_descriptions()
+"""Preset name -> one-line description."""
 
 
 def create_model(spec: str | UNetConfig | dict[str, Any], **overrides: Any) -> UNet:
@@ -109,7 +51,8 @@ def create_model(spec: str | UNetConfig | dict[str, Any], **overrides: Any) -> U
     ----------
     spec : str or UNetConfig or dict
         A name in :data:`PRESETS`, a :class:`UNetConfig`, or a dict from
-        :meth:`UNetConfig.to_dict` (as stored in checkpoints).
+        :meth:`UNetConfig.to_dict` (as stored in checkpoints; its ``preset`` key, if any,
+        supplies the fields the dict does not give).
     **overrides
         Config fields to replace, e.g. ``in_channels=5, out_channels=3``.
 
@@ -139,14 +82,14 @@ def create_model(spec: str | UNetConfig | dict[str, Any], **overrides: Any) -> U
             f"model spec must be a preset name, UNetConfig or dict, got {type(spec).__name__}"
         )
     if overrides:
-        names = [f.name for f in dataclasses.fields(UNetConfig)]
+        names = list(UNetConfig.model_fields)
         unknown = sorted(set(overrides) - set(names))
         if unknown:
             raise LapsegInputError(
                 f"unknown model option(s) {', '.join(map(repr, unknown))}; "
                 f"valid options: {', '.join(names)}"
             )
-        config = dataclasses.replace(config, **overrides)
+        config = config.replace(**overrides)
     return UNet(config)
 
 

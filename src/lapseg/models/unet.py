@@ -9,135 +9,18 @@ each side and the skip connections are centre-cropped to the decoder's size.
 from __future__ import annotations
 
 import copy
-import dataclasses
 import operator
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
+from lapseg.config import UNetConfig
 from lapseg.errors import LapsegInputError
 from lapseg.models.blocks import ConvNormAct, ConvStack, Upsample, center_crop
 
 __all__ = ["UNet", "UNetConfig", "fuse_batchnorm"]
-
-_CHOICES: dict[str, tuple[object, ...]] = {
-    "kernel_size": (3, 5),
-    "padding": ("same", "valid"),
-    "norm": ("batch", "group", "instance", "none"),
-    "dropout_where": ("bottleneck", "all"),
-    "upsampling": ("transpose", "bilinear"),
-    "up_kernel_size": (2, 3),
-    "init": ("he", "xavier", "default"),
-}
-
-
-def _bad(field: str, value: object, allowed: str) -> LapsegInputError:
-    return LapsegInputError(f"UNetConfig.{field} = {value!r} is invalid: allowed {allowed}")
-
-
-@dataclass(frozen=True)
-class UNetConfig:
-    """Architecture of a :class:`UNet`; plain types only, so it can live in a checkpoint.
-
-    Attributes
-    ----------
-    in_channels : int
-        Input channels ``C`` (e.g. 5 for frames t-2..t+2).
-    out_channels : int
-        Output channels ``K``: 1 = binary (sigmoid), >= 2 = softmax classes.
-    depth : int
-        Number of 2x2 max-poolings; the network has ``depth + 1`` levels.
-    base_features : int
-        Feature maps of the first level, doubled at every level.
-    max_features : int or None
-        Cap on the feature maps of any level.
-    kernel_size : {3, 5}
-        Convolution kernel size.
-    padding : {"same", "valid"}
-        ``"valid"`` reproduces Ronneberger 2015 (572 -> 388).
-    norm : {"batch", "group", "instance", "none"}
-        Normalisation after every convolution.
-    dropout : float
-        Dropout probability in [0, 1).
-    dropout_where : {"bottleneck", "all"}
-        After the bottleneck only, or after every convolution (StemNet).
-    upsampling : {"transpose", "bilinear"}
-        Learned transposed convolution, or 1x1 convolution + bilinear interpolation.
-    up_kernel_size : {2, 3}
-        Kernel of the stride-2 transposed convolution (output exactly 2x either way).
-    skip_connections : bool
-        Concatenate encoder features into the decoder.
-    init : {"he", "xavier", "default"}
-        Weight initialisation of convolutions (biases zero); ``"default"`` keeps PyTorch's.
-    convs_per_level : int
-        Convolutions per level (2 in Ronneberger 2015, 1 in StemNet).
-    """
-
-    in_channels: int = 1
-    out_channels: int = 1
-    depth: int = 4
-    base_features: int = 32
-    max_features: int | None = None
-    kernel_size: int = 3
-    padding: str = "same"
-    norm: str = "batch"
-    dropout: float = 0.0
-    dropout_where: str = "bottleneck"
-    upsampling: str = "transpose"
-    up_kernel_size: int = 2
-    skip_connections: bool = True
-    init: str = "he"
-    convs_per_level: int = 2
-
-    def __post_init__(self) -> None:
-        for name, low in (
-            ("in_channels", 1),
-            ("out_channels", 1),
-            ("depth", 0),
-            ("base_features", 1),
-            ("convs_per_level", 1),
-        ):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise _bad(name, value, f"an integer >= {low}")
-        mf = self.max_features
-        if mf is not None and (isinstance(mf, bool) or not isinstance(mf, int) or mf < 1):
-            raise _bad("max_features", mf, "None or an integer >= 1")
-        d = self.dropout
-        if isinstance(d, bool) or not isinstance(d, int | float) or not 0.0 <= d < 1.0:
-            raise _bad("dropout", d, "a number in [0, 1)")
-        if not isinstance(self.skip_connections, bool):
-            raise _bad("skip_connections", self.skip_connections, "True or False")
-        for name, allowed in _CHOICES.items():
-            value = getattr(self, name)
-            if isinstance(value, bool) or value not in allowed:
-                raise _bad(name, value, ", ".join(repr(a) for a in allowed))
-
-    def features(self, level: int) -> int:
-        """Feature maps at ``level`` (0 = full resolution, ``depth`` = bottleneck)."""
-        n = self.base_features * 2**level
-        return n if self.max_features is None else min(n, self.max_features)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain ``dict`` of the fields (ints, floats, strings, bools, None)."""
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> UNetConfig:
-        """Build a config from :meth:`to_dict` output; unknown keys raise LapsegInputError."""
-        if not isinstance(data, dict):
-            raise LapsegInputError(f"UNetConfig needs a dict, got {type(data).__name__}")
-        names = [f.name for f in dataclasses.fields(cls)]
-        unknown = sorted(set(data) - set(names))
-        if unknown:
-            raise LapsegInputError(
-                f"unknown UNetConfig field(s) {', '.join(map(repr, unknown))}; "
-                f"valid fields: {', '.join(names)}"
-            )
-        return cls(**data)
 
 
 def _valid_sizes(config: UNetConfig, n: int) -> int | None:

@@ -17,7 +17,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from lapseg.errors import LapsegInputError
-from lapseg.io.images import atomic_output
+from lapseg.io.files import atomic_output
 from lapseg.models.unet import UNet
 
 __all__ = ["FeatureMap", "capture_feature_maps", "crop_to_valid", "save_feature_maps"]

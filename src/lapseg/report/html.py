@@ -33,7 +33,8 @@ import numpy as np
 
 from lapseg.errors import LapsegInputError
 from lapseg.io.discovery import discover_images, natural_sort_key
-from lapseg.io.images import atomic_output, read_image, read_mask
+from lapseg.io.files import write_text
+from lapseg.io.images import read_image, read_mask
 from lapseg.report.plots import (
     grey_rgb,
     heatmap_rgb,
@@ -450,6 +451,4 @@ def build_report(
         f"<nav>{nav}</nav></header>{body}{''.join(boxes.boxes)}</body></html>\n"
     )
     path = run_dir / REPORT_NAME
-    with atomic_output(path) as tmp:
-        tmp.write_text(page, encoding="utf-8")
-    return path
+    return write_text(path, page)

@@ -19,7 +19,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from skimage.segmentation import find_boundaries
 
-from lapseg.io.images import atomic_output
+from lapseg.io.files import atomic_output
+from lapseg.metrics.evaluate import BOX_METRICS, EvaluationResult
 
 TRUTH_COLOUR = (255, 255, 0)
 """RGB colour of the ground-truth contour in overlays (yellow, seed 004 Fig. 5.5)."""
@@ -279,3 +280,10 @@ def heatmap_rgb(probability: np.ndarray, *, cmap: str = "magma") -> np.ndarray:
     values = np.clip(np.nan_to_num(np.asarray(probability, dtype=np.float64), nan=0.0), 0, 1)
     rgba = colormaps[cmap](values, bytes=True)
     return np.ascontiguousarray(rgba[..., :3])
+
+
+def save_evaluation_boxplots(result: EvaluationResult, out_dir: str | Path) -> Path:
+    """``out_dir/boxplots.png``: one box per main metric (:data:`BOX_METRICS`) over the images
+    of an evaluation (:func:`lapseg.metrics.evaluate.evaluate_folders`)."""
+    metrics = [m for m in BOX_METRICS if m in result.mean]
+    return save_boxplots(result.per_image, metrics, Path(out_dir) / "boxplots.png")

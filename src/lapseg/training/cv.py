@@ -21,14 +21,12 @@ from its ``last.pt``.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import math
 import re
 import shutil
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -40,10 +38,10 @@ from lapseg.data.masks import mask_to_target
 from lapseg.data.split import write_split
 from lapseg.errors import LapsegInputError
 from lapseg.io.discovery import natural_sort_key
-from lapseg.io.images import atomic_output
+from lapseg.io.files import format_cell, write_csv, write_json, write_text
 from lapseg.metrics.pixel import MetricAccumulator
+from lapseg.models.checkpoint import load_checkpoint
 from lapseg.report.plots import save_boxplots
-from lapseg.training.checkpoint import load_checkpoint
 
 TEST_METRICS: tuple[str, ...] = ("recall", "precision", "dice", "iou")
 """Per-image test metrics averaged per fold (seed 004 reports the first three)."""
@@ -232,19 +230,17 @@ def evaluate_test_images(
 ) -> list[dict[str, Any]]:
     """Predict the named test samples with ``run_dir/best.pt``; per-image metrics rows."""
     from lapseg.data.dataset import read_raw_sample
-    from lapseg.inference.predict import load_model, predict_probabilities, probabilities_to_mask
-    from lapseg.training.data_setup import discover_samples
+    from lapseg.data.setup import discover_samples
+    from lapseg.inference.predict import load_model, model_mask, predict_probabilities
 
     loaded = load_model(run_dir, device=config.train.device)
     by_name = {s.name: s for s in discover_samples(data_root, config)}
-    settings = loaded.config.predict
-    threshold = loaded.threshold if settings.threshold_method == "tuned" else settings.threshold
     num_classes = max(loaded.config.model.out_channels, 2)
     rows = []
     for name in names:
         image, mask = read_raw_sample(by_name[name], loaded.config)
         prob = predict_probabilities([loaded], image)
-        pred = probabilities_to_mask(prob, method=settings.threshold_method, threshold=threshold)
+        pred = model_mask(loaded, prob)
         if num_classes == 2:
             pred = (pred > 0).astype(np.int64)
         target = mask_to_target(mask, kind=loaded.config.data.mask_kind, num_classes=num_classes)
@@ -253,27 +249,6 @@ def evaluate_test_images(
         metrics = accumulator.pooled()
         rows.append({"name": name, **{m: float(metrics[m]) for m in TEST_METRICS}})
     return rows
-
-
-def _write_csv(path: Path, rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> None:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(columns), extrasaction="ignore")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({k: _fmt(row.get(k, "")) for k in columns})
-    with atomic_output(path) as tmp:
-        tmp.write_text(buffer.getvalue(), encoding="utf-8")
-
-
-def _write_json(path: Path, payload: Any) -> None:
-    with atomic_output(path) as tmp:
-        tmp.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
-
-
-def _fmt(value: Any) -> Any:
-    if isinstance(value, float):
-        return "" if math.isnan(value) else f"{value:.4f}"
-    return value
 
 
 def _fold_row(
@@ -321,14 +296,14 @@ def _sample_names(config: LapsegConfig, data_root: str | Path) -> list[str]:
             f"cross-validation supports still-image layouts; data.layout={config.data.layout!r} "
             "is not supported yet (group frames by sequence with the groups argument instead)"
         )
-    from lapseg.training.data_setup import discover_samples
+    from lapseg.data.setup import discover_samples
 
     return [s.name for s in discover_samples(data_root, config) if s.mask is not None]
 
 
 def _check_folds_file(path: Path, payload: dict[str, Any]) -> None:
     if not path.is_file():
-        _write_json(path, payload)
+        write_json(path, payload)
         return
     try:
         stored = json.loads(path.read_text(encoding="utf-8"))
@@ -373,8 +348,14 @@ def format_cv_markdown(
     header = ["", *(f"Fold {r['fold']}" for r in rows), "Mean", "Std"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for key, label in labels.items():
-        cells = [str(_fmt(r[key]) if isinstance(r[key], float) else r[key]) for r in rows]
-        extra = [str(_fmt(mean[key])), str(_fmt(std[key]))] if key in mean else ["-", "-"]
+        cells = [
+            str(format_cell(r[key], ".4f") if isinstance(r[key], float) else r[key]) for r in rows
+        ]
+        extra = (
+            [str(format_cell(mean[key], ".4f")), str(format_cell(std[key], ".4f"))]
+            if key in mean
+            else ["-", "-"]
+        )
         lines.append("| " + " | ".join([label, *cells, *extra]) + " |")
     note = (
         "\nTest metrics are computed per image and averaged over the fold's held-out images; "
@@ -433,13 +414,12 @@ def run_cross_validation(
         },
     )
     if not (out_dir / "config.yaml").is_file():
-        with atomic_output(out_dir / "config.yaml") as tmp:
-            tmp.write_text(dump_config(config), encoding="utf-8")
+        write_text(out_dir / "config.yaml", dump_config(config))
 
     results = []
     for k, split in enumerate(folds):
         split_path = write_split(out_dir / "splits" / f"fold{k}.json", split)
-        fold_config = replace(config, data=replace(config.data, split_file=str(split_path)))
+        fold_config = config.replace(data=config.data.replace(split_file=str(split_path)))
         run_dir = out_dir / f"fold{k}"
         _train_fold(fold_config, data_root, run_dir, progress=progress)
         metrics_path = run_dir / "test_metrics.json"
@@ -447,17 +427,21 @@ def run_cross_validation(
             per_image = json.loads(metrics_path.read_text(encoding="utf-8"))["per_image"]
         else:
             per_image = evaluate_test_images(run_dir, split["test"], data_root, fold_config)
-            _write_csv(run_dir / "test_per_image.csv", per_image, ["name", *TEST_METRICS])
-            _write_json(metrics_path, {"fold": k, "per_image": per_image})
+            write_csv(
+                run_dir / "test_per_image.csv",
+                per_image,
+                columns=["name", *TEST_METRICS],
+                float_format=".4f",
+            )
+            write_json(metrics_path, {"fold": k, "per_image": per_image})
         row = _fold_row(k, run_dir, split, per_image)
         results.append(FoldResult(fold=k, run_dir=run_dir, row=row, per_image=per_image))
 
     rows = [r.row for r in results]
     mean, std = summarize_folds(rows)
     table = [*rows, {"fold": "mean", **mean}, {"fold": "std", **std}]
-    _write_csv(out_dir / "cv_summary.csv", table, SUMMARY_COLUMNS)
-    with atomic_output(out_dir / "cv_summary.md") as tmp:
-        tmp.write_text(format_cv_markdown(rows, mean, std), encoding="utf-8")
+    write_csv(out_dir / "cv_summary.csv", table, columns=SUMMARY_COLUMNS, float_format=".4f")
+    write_text(out_dir / "cv_summary.md", format_cv_markdown(rows, mean, std))
     all_images = [{**img, "fold": r.fold} for r in results for img in r.per_image]
     save_boxplots(all_images, ["recall", "precision", "dice"], out_dir / "cv_boxplot.png")
     return CVResult(out_dir=out_dir, folds=results, mean=mean, std=std)

@@ -2,35 +2,15 @@
 
 from __future__ import annotations
 
-import csv
-import io
-import math
-import os
 from pathlib import Path
 from typing import Any
+
+from lapseg.io.files import write_csv
 
 
 def write_history_csv(path: str | Path, history: list[dict[str, Any]]) -> Path:
     """Write the whole history (a row per epoch, union of keys as columns) atomically."""
-    path = Path(path)
-    columns: list[str] = []
-    for row in history:
-        columns.extend(k for k in row if k not in columns)
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns, restval="")
-    writer.writeheader()
-    for row in history:
-        writer.writerow({k: _format(v) for k, v in row.items()})
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(buffer.getvalue(), encoding="utf-8")
-    os.replace(tmp, path)
-    return path
-
-
-def _format(value: Any) -> Any:
-    if isinstance(value, float):
-        return "" if math.isnan(value) else f"{value:.6g}"
-    return value
+    return write_csv(path, history)
 
 
 class TensorBoardLog:

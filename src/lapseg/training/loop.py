@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -11,28 +10,10 @@ from torch import nn
 
 from lapseg.config import PredictConfig
 from lapseg.data.dataset import Sample
-from lapseg.inference.engines import Predictor, torch_predictor
-from lapseg.inference.sliding_window import predict_sliding_window
+from lapseg.device import autocast_context
+from lapseg.inference.engines import predict_logits
+from lapseg.inference.outputs import argmax_classes, threshold_probabilities
 from lapseg.metrics.pixel import MetricAccumulator
-
-
-def select_device(name: str = "auto") -> torch.device:
-    """``"auto"`` picks CUDA, then Apple MPS, then the CPU; anything else is used as given."""
-    if name != "auto":
-        return torch.device(name)
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    mps = getattr(torch.backends, "mps", None)
-    if mps is not None and mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
-
-
-def autocast_context(device: torch.device, enabled: bool) -> contextlib.AbstractContextManager:
-    """Mixed precision (float16 autocast) on CUDA only; a no-op elsewhere."""
-    if enabled and device.type == "cuda":
-        return torch.autocast(device_type="cuda", dtype=torch.float16)
-    return contextlib.nullcontext()
 
 
 def train_one_epoch(
@@ -78,41 +59,6 @@ def train_one_epoch(
     return {"train_loss": total / max(count, 1)}
 
 
-def predict_logits(
-    model: nn.Module,
-    image: torch.Tensor,
-    predict: PredictConfig,
-    *,
-    amp: bool = False,
-    predictor: Predictor | None = None,
-) -> torch.Tensor:
-    """Sliding-window logits ``(K, Y, X)`` of ``model`` for one ``(C, Y, X)`` image tensor.
-
-    ``predictor`` (default: eager PyTorch on ``model``) runs each batch of tiles; pass an ONNX
-    or test-time-augmentation predictor built for the same model.
-    """
-    if predictor is None:
-        predictor = torch_predictor(model, amp=amp)
-    return predict_sliding_window(
-        predictor,
-        image,
-        tile_size=tuple(predict.tile_size),
-        overlap=predict.overlap,
-        blend=predict.blend,
-        batch_size=predict.batch_size,
-        size_multiple=int(getattr(model, "size_multiple", 1)),
-        output_margin=int(getattr(model, "output_margin", 0)),
-    )
-
-
-def logits_to_labels(logits: torch.Tensor, *, threshold: float = 0.5) -> torch.Tensor:
-    """Class map ``(Y, X)`` int64 from logits ``(K, Y, X)``: sigmoid > threshold for K == 1,
-    argmax otherwise."""
-    if logits.shape[0] == 1:
-        return (torch.sigmoid(logits[0]) > threshold).long()
-    return logits.argmax(dim=0)
-
-
 @torch.inference_mode()
 def validate(
     model: nn.Module,
@@ -136,9 +82,16 @@ def validate(
         logits = predict_logits(model, image, predict, amp=amp)
         target = torch.from_numpy(sample.target).to(device)
         losses.append(float(loss_fn(logits[None], target[None])))
-        labels = logits_to_labels(logits).cpu().numpy()
+        labels = _classes(logits)
         accumulator.update(sample.target, labels)
     pooled = accumulator.pooled()
     dice = pooled.get("dice", pooled.get("mean_f1", float("nan")))
     iou = pooled.get("iou", pooled.get("mean_iou", float("nan")))
     return {"val_loss": float(np.mean(losses)), "val_dice": float(dice), "val_iou": float(iou)}
+
+
+def _classes(logits: torch.Tensor) -> np.ndarray:
+    """Class map ``(Y, X)`` of one image's logits ``(K, Y, X)`` (sigmoid > 0.5 for K == 1)."""
+    if logits.shape[0] == 1:
+        return threshold_probabilities(torch.sigmoid(logits[0]).float().cpu().numpy())
+    return argmax_classes(logits)

@@ -7,9 +7,7 @@ The run folder holds ``config.yaml`` (the resolved configuration), ``split.json`
 
 from __future__ import annotations
 
-import json
 import math
-import os
 import platform
 import random
 import time
@@ -24,24 +22,27 @@ from tqdm.auto import tqdm
 
 from lapseg.config import LapsegConfig, config_from_dict, config_to_dict, dump_config
 from lapseg.data.dataset import PatchDataset, Sample
+from lapseg.data.setup import (
+    compute_class_weights,
+    median_object_area,
+    prepare_run_data,
+)
 from lapseg.data.split import write_split
+from lapseg.device import select_device
 from lapseg.errors import LapsegInputError
+from lapseg.inference.engines import predict_logits
+from lapseg.io.files import write_json, write_text
 from lapseg.losses import create_loss
-from lapseg.models.registry import create_model
-from lapseg.report.plots import save_learning_curves
-from lapseg.training.checkpoint import (
+from lapseg.models.checkpoint import (
     capture_rng_states,
     load_checkpoint,
     restore_rng_states,
     save_checkpoint,
 )
-from lapseg.training.data_setup import (
-    compute_class_weights,
-    median_object_area,
-    prepare_run_data,
-)
+from lapseg.models.registry import create_model
+from lapseg.report.plots import save_learning_curves
 from lapseg.training.history import TensorBoardLog, write_history_csv
-from lapseg.training.loop import predict_logits, select_device, train_one_epoch, validate
+from lapseg.training.loop import train_one_epoch, validate
 from lapseg.training.schedules import PlateauState, lr_factor
 from lapseg.transforms.curriculum import CurriculumState
 
@@ -71,12 +72,6 @@ def _environment(device: torch.device) -> dict[str, str]:
     if device.type == "cuda":
         info["gpu"] = torch.cuda.get_device_name(device)
     return info
-
-
-def _write_json(path: Path, payload: dict[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(payload, indent=2, default=str), encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def fit(
@@ -197,9 +192,9 @@ def _fit(
 
     # ---- run folder
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.yaml").write_text(dump_config(config), encoding="utf-8")
+    write_text(run_dir / "config.yaml", dump_config(config))
     write_split(run_dir / "split.json", split)
-    _write_json(run_dir / "normalization.json", stats.to_dict())
+    write_json(run_dir / "normalization.json", stats.to_dict())
     tensorboard = TensorBoardLog(run_dir / "tensorboard", enabled=train_cfg.tensorboard)
 
     dataset = PatchDataset(
@@ -385,7 +380,7 @@ def _fit(
     save_checkpoint(run_dir / "last.pt", checkpoint_payload(epoch, finished=True))
     total_seconds = elapsed_before + (time.perf_counter() - start_time)
     best_value = best_metric if (higher_is_better and val_samples) else -best_metric
-    _write_json(
+    write_json(
         run_dir / "run.json",
         {
             "epochs_completed": epoch,
@@ -449,7 +444,7 @@ def _finalise_threshold(
         raise LapsegInputError(
             "predict.threshold_method=tuned needs a validation split (data.val_fraction > 0)"
         )
-    from lapseg.inference.thresholds import tune_threshold
+    from lapseg.inference.outputs import tune_threshold
 
     checkpoint = load_checkpoint(best_path)
     model = create_model(config.model).to(device)

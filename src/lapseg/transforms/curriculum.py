@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from lapseg.transforms.config import AugmentationConfig, CurriculumStage, config_for_stage
+from lapseg.config import AugmentationConfig, CurriculumStage, config_for_stage
 
 
 def stage_triggered(stage: CurriculumStage, row: Mapping[str, Any]) -> bool:

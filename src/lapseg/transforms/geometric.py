@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from scipy import ndimage
 
-from lapseg.transforms.config import AugmentationConfig
+from lapseg.config import AugmentationConfig
 
 
 def dihedral_transform(

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from lapseg.transforms.config import AugmentationConfig
+from lapseg.config import AugmentationConfig
 
 
 def adjust_brightness(image: np.ndarray, shift: float) -> np.ndarray:

@@ -20,7 +20,7 @@ from typing import cast
 
 import numpy as np
 
-from lapseg.transforms.config import AugmentationConfig, config_for_stage
+from lapseg.config import AugmentationConfig, config_for_stage
 from lapseg.transforms.geometric import apply_geometry, random_geometry
 from lapseg.transforms.intensity import random_intensity
 
@@ -56,7 +56,7 @@ def augment_sample(
         Source of randomness (``np.random.default_rng(rng)``).
     stage : int or None, optional
         Curriculum stage (0 = start of training, see
-        :func:`lapseg.transforms.config.config_for_stage`); None enables every transform.
+        :func:`lapseg.config.config_for_stage`); None enables every transform.
 
     Returns
     -------

@@ -5,8 +5,6 @@ Figures use matplotlib's object API (no ``pyplot`` state) and every file is writ
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -15,7 +13,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from lapseg.io.images import atomic_output
+from lapseg.io.files import atomic_output, write_csv
 
 
 def write_trials_csv(study: Any, path: Path) -> Path:
@@ -25,12 +23,10 @@ def write_trials_csv(study: Any, path: Path) -> Path:
     for trial in trials:
         keys.extend(k for k in trial.params if k not in keys)
     columns = ["number", "state", "value", *keys, "epochs_reported", "duration_s", "run_dir"]
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns)
-    writer.writeheader()
+    rows = []
     for trial in trials:
         duration = trial.duration.total_seconds() if trial.duration is not None else ""
-        writer.writerow(
+        rows.append(
             {
                 "number": trial.number,
                 "state": trial.state.name,
@@ -41,9 +37,7 @@ def write_trials_csv(study: Any, path: Path) -> Path:
                 "run_dir": trial.user_attrs.get("run_dir", ""),
             }
         )
-    with atomic_output(path) as tmp:
-        tmp.write_text(buffer.getvalue(), encoding="utf-8")
-    return path
+    return write_csv(path, rows, columns=columns, float_format=None)
 
 
 def _save(fig: Figure, path: Path) -> Path:

@@ -29,11 +29,11 @@ from lapseg.config import (
     config_from_dict,
     config_to_dict,
     dump_config,
-    merge_overrides,
     read_yaml,
+    set_key,
 )
 from lapseg.errors import LapsegInputError
-from lapseg.io.images import atomic_output
+from lapseg.io.files import write_text
 from lapseg.tuning.reports import (
     plot_optimization_history,
     plot_param_importances,
@@ -163,15 +163,8 @@ def apply_params(config: LapsegConfig, params: Mapping[str, Any]) -> LapsegConfi
     """A copy of ``config`` with dotted ``params`` set (validated like ``--set`` overrides)."""
     values = config_to_dict(config)
     for key, value in params.items():
-        node = values
-        parts = key.split(".")
-        for part in parts[:-1]:
-            child = node.setdefault(part, {})
-            if not isinstance(child, dict):
-                raise LapsegInputError(f"search space key {key!r}: {part!r} is not a section")
-            node = child
-        node[parts[-1]] = value
-    return config_from_dict(merge_overrides(values, []))
+        set_key(values, key.split("."), value, what=f"search space key {key!r}")
+    return config_from_dict(values)
 
 
 def _corners(space: Sequence[SearchParam]) -> list[dict[str, Any]]:
@@ -384,9 +377,7 @@ def write_search_reports(
             f"objective {best_value:.6g}\n# parameters: {best_params}\n"
         )
         best_path = out_dir / "best_config.yaml"
-        with atomic_output(best_path) as tmp:
-            text = dump_config(apply_params(config, best_params))
-            tmp.write_text(header + text, encoding="utf-8")
+        write_text(best_path, header + dump_config(apply_params(config, best_params)))
     return SearchResult(
         out_dir=out_dir,
         storage=storage,

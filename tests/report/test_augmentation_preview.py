@@ -8,9 +8,9 @@ import imageio.v3 as iio
 import numpy as np
 import pytest
 
+from lapseg.config import AUGMENTATION_PRESETS
 from lapseg.data.dataset import Sample
-from lapseg.transforms.config import AUGMENTATION_PRESETS
-from lapseg.transforms.preview import GAP, write_augmentation_preview
+from lapseg.report.preview import GAP, write_augmentation_preview
 
 
 def samples() -> list[Sample]:

@@ -1,6 +1,10 @@
-"""From network outputs to masks: probabilities, thresholds, threshold tuning, class maps.
+"""From network outputs to masks: the one owner of logits -> probabilities -> classes / mask.
 
-A pixel is foreground when its probability is strictly greater than the threshold
+Probabilities are ``sigmoid`` for one output channel and ``softmax`` otherwise
+(:func:`probabilities_from_logits`). The mask of an image (:func:`probabilities_to_mask`)
+depends on what the network learnt: a thresholded foreground for binary models, the union of
+interior and boundary (``1 - P(background)``) for 3-class instance models, the most probable
+class otherwise. A pixel is foreground when its probability is strictly greater than the threshold
 (``prob > threshold``, as ``skimage.filters.threshold_otsu`` documents); tuning and applying a
 threshold use the same rule.
 """
@@ -18,7 +22,9 @@ from lapseg.errors import LapsegInputError
 __all__ = [
     "THRESHOLD_METHODS",
     "argmax_classes",
+    "foreground_probability",
     "probabilities_from_logits",
+    "probabilities_to_mask",
     "threshold_probabilities",
     "tune_threshold",
 ]
@@ -180,3 +186,57 @@ def argmax_classes(prob: np.ndarray | torch.Tensor) -> np.ndarray:
     else:
         index = np.argmax(np.asarray(prob), axis=0)
     return index.astype(np.uint8 if shape[0] <= 256 else np.uint16)
+
+
+def foreground_probability(prob: np.ndarray, *, target: str = "binary") -> np.ndarray:
+    """Probability that a pixel belongs to any object.
+
+    Parameters
+    ----------
+    prob : (K, Y, X) ndarray
+        Probabilities of one image.
+    target : {"binary", "three_class"}
+        What the network learnt. ``"three_class"``: ``1 - P(background)``; otherwise the last
+        channel (the sigmoid output of a one-channel model, class 1 of a two-class model).
+
+    Returns
+    -------
+    (Y, X) ndarray of float32
+    """
+    prob = np.asarray(prob)
+    if prob.ndim != 3:
+        raise LapsegInputError(f"prob must be a (K, Y, X) array, got shape {prob.shape}")
+    if target == "three_class":
+        return (1.0 - prob[0]).astype(np.float32)
+    return prob[-1].astype(np.float32)
+
+
+def probabilities_to_mask(
+    prob: np.ndarray, *, target: str = "binary", method: str = "fixed", threshold: float = 0.5
+) -> np.ndarray:
+    """The mask of one image from its probabilities.
+
+    Parameters
+    ----------
+    prob : (K, Y, X) ndarray
+    target : {"binary", "three_class"}
+        ``"three_class"`` models give the foreground mask ``1 - P(background) > threshold``.
+    method : {"fixed", "otsu", "tuned"}
+        For foreground masks: ``"fixed"`` and ``"tuned"`` use ``threshold``, ``"otsu"`` is per
+        image.
+    threshold : float
+
+    Returns
+    -------
+    mask : (Y, X) ndarray
+        0/255 uint8 for one-channel and 3-class models; class indices (uint8/uint16) otherwise.
+    """
+    prob = np.asarray(prob)
+    if prob.ndim == 3 and (prob.shape[0] == 1 or target == "three_class"):
+        binary = threshold_probabilities(
+            foreground_probability(prob, target=target),
+            method="otsu" if method == "otsu" else "fixed",
+            threshold=threshold,
+        )
+        return binary * np.uint8(255)
+    return argmax_classes(prob)

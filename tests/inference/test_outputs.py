@@ -1,4 +1,4 @@
-"""Tests for lapseg.inference.thresholds."""
+"""Tests for lapseg.inference.outputs."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from skimage.filters import threshold_otsu
 from sklearn.metrics import f1_score
 
 from lapseg.errors import LapsegInputError
-from lapseg.inference.thresholds import (
+from lapseg.inference.outputs import (
     argmax_classes,
     probabilities_from_logits,
     threshold_probabilities,

@@ -9,9 +9,9 @@ from typing import Protocol
 
 import numpy as np
 
+from lapseg.config import AugmentationConfig
 from lapseg.io.images import write_png
 from lapseg.report.plots import overlay_rgb
-from lapseg.transforms.config import AugmentationConfig
 from lapseg.transforms.pipeline import augment_sample
 
 GAP = 4

@@ -19,7 +19,7 @@ import numpy as np
 
 from lapseg.data.masks import mask_to_target
 from lapseg.errors import LapsegInputError
-from lapseg.inference.predict import load_model, probabilities_to_mask
+from lapseg.inference.predict import load_model, model_mask
 from lapseg.inference.sequences import SequencePredictor
 from lapseg.io.sequences import discover_sequences, read_frame_mask
 from lapseg.metrics.pixel import MetricAccumulator
@@ -82,7 +82,6 @@ def evaluate_run(
     )
     wanted = None if names is None else set(names)
     accumulator = MetricAccumulator(num_classes=2)
-    method = config.predict.threshold_method
     for source in sources:
         frames = [t for t in source.annotated if wanted is None or source.sample_name(t) in wanted]
         if not frames:
@@ -92,7 +91,7 @@ def evaluate_run(
             prob = predictor.probabilities(t)
             if prob.shape[0] > 2:
                 raise LapsegInputError("compare scores binary (cell / background) models only")
-            pred = probabilities_to_mask(prob, method=method, threshold=loaded.threshold) > 0
+            pred = model_mask(loaded, prob) > 0
             truth = mask_to_target(read_frame_mask(source, t), kind="binary", num_classes=2)
             accumulator.update(truth > 0, pred)
     if len(accumulator) == 0:

@@ -8,16 +8,17 @@ discovery. Normalisation statistics are computed from the training split only.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from lapseg.config import LapsegConfig
-from lapseg.data.dataset import Sample, prepare_sample, read_raw_sample
-from lapseg.data.normalization import NormalizationStats, fit_normalization
+from lapseg.data.dataset import RunData, Sample, prepare_sample, read_raw_sample
+from lapseg.data.normalization import fit_normalization
 from lapseg.data.split import read_split, split_random, validate_split
 from lapseg.data.targets import three_class_weight_map
+from lapseg.data.timelapse import prepare_sequence_run_data
 from lapseg.data.weightmap import border_weight_map
 from lapseg.io.discovery import (
     SamplePaths,
@@ -31,16 +32,6 @@ from lapseg.losses.class_weights import (
     median_frequency_weights,
     total_ratio_weights,
 )
-
-
-@dataclass(frozen=True)
-class RunData:
-    """Prepared samples of a run, its split and the normalisation fitted on its training split."""
-
-    train: list[Sample]
-    val: list[Sample]
-    split: dict[str, list[str]]
-    stats: NormalizationStats
 
 
 def discover_samples(data_root: str | Path, config: LapsegConfig) -> list[SamplePaths]:
@@ -161,8 +152,6 @@ def prepare_run_data(
     ``cache_dir`` keeps per-sequence temporal-median backgrounds of time-lapse data.
     """
     if config.data.layout in ("sequences", "ctc"):
-        from lapseg.data.timelapse import prepare_sequence_run_data
-
         data = prepare_sequence_run_data(config, data_root, split=split, cache_dir=cache_dir)
     else:
         data = prepare_still_images(config, data_root, split=split)

@@ -7,9 +7,7 @@ configuration —, ``model_state``, ``normalization``, ``threshold``, ``in_chann
 
 from __future__ import annotations
 
-import os
 import random
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -17,23 +15,16 @@ import numpy as np
 import torch
 
 from lapseg.errors import LapsegInputError
+from lapseg.io.files import atomic_output
 
 CHECKPOINT_FORMAT = "lapseg-checkpoint/1"
 
 
 def save_checkpoint(path: str | Path, checkpoint: dict[str, Any]) -> Path:
-    """Write ``checkpoint`` to ``path`` atomically (temp file in the same folder + rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(handle)
-    try:
+    """Write ``checkpoint`` to ``path`` atomically (:func:`lapseg.io.files.atomic_output`)."""
+    with atomic_output(path) as tmp:
         torch.save({"format": CHECKPOINT_FORMAT, **checkpoint}, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return Path(path)
 
 
 def resolve_checkpoint_path(path: str | Path, *, name: str = "best.pt") -> Path:

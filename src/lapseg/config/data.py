@@ -1,0 +1,153 @@
+"""Sections about the data: where it is and how to read it (``data``), intensity normalisation
+(``normalization``) and time-lapse context (``temporal``)."""
+
+from __future__ import annotations
+
+from typing import Literal, get_args
+
+from pydantic import Field, field_validator, model_validator
+
+from lapseg.config.base import Fraction, Int, Section
+
+__all__ = [
+    "BACKGROUND_MODES",
+    "EDGE_MODES",
+    "LAYOUTS",
+    "MASK_KINDS",
+    "NORMALIZATION_MODES",
+    "SPLIT_MODES",
+    "TARGETS",
+    "TRUTH_SOURCES",
+    "DataConfig",
+    "NormalizationConfig",
+    "TemporalConfig",
+]
+
+Layout = Literal["folders", "sample-folders", "list", "sequences", "ctc"]
+MaskKind = Literal["binary", "instance", "classes"]
+Target = Literal["binary", "three_class"]
+NormalizationMode = Literal["percentile", "percentile+meanstd", "meanstd", "none"]
+EdgeMode = Literal["replicate", "reflect"]
+BackgroundMode = Literal["none", "median"]
+TruthSource = Literal["GT", "ST", "GT+ST"]
+SplitMode = Literal["sequence", "time_blocks"]
+
+LAYOUTS: tuple[str, ...] = get_args(Layout)
+MASK_KINDS: tuple[str, ...] = get_args(MaskKind)
+TARGETS: tuple[str, ...] = get_args(Target)
+NORMALIZATION_MODES: tuple[str, ...] = get_args(NormalizationMode)
+EDGE_MODES: tuple[str, ...] = get_args(EdgeMode)
+BACKGROUND_MODES: tuple[str, ...] = get_args(BackgroundMode)
+TRUTH_SOURCES: tuple[str, ...] = get_args(TruthSource)
+SPLIT_MODES: tuple[str, ...] = get_args(SplitMode)
+
+Size = tuple[int, int]
+
+
+class DataConfig(Section):
+    """Where the images and masks are and how to read them."""
+
+    SECTION = "data"
+
+    layout: Layout = "folders"
+    """``folders`` (``images/`` + ``masks/`` paired by file stem), ``sample-folders`` (one
+    folder per sample holding ``image_name`` and ``mask_name``), ``list`` (a CSV/JSON file as
+    the data path), ``sequences`` or ``ctc`` (time-lapse, see docs/timelapse.md)."""
+    images_subdir: str = "images"
+    """Image folder of the ``folders`` layout."""
+    masks_subdir: str = "masks"
+    """Mask folder of the ``folders`` layout."""
+    mask_suffix: str = ""
+    """Suffix of mask stems in the ``folders`` layout (``cell1_mask.tif`` for ``_mask``)."""
+    image_name: str = "raw.tif"
+    """Image file name inside each sample folder (``sample-folders`` layout)."""
+    mask_name: str = "instances_ids.png"
+    """Mask file name inside each sample folder (``sample-folders`` layout)."""
+    axes: str | None = None
+    """Axes of the image files (``YX``, ``YXC``, ``CYX``, ``TYX``...); null = from the file's
+    metadata, ``YX`` for 2D arrays, ``YXC`` for RGB PNG/JPEG. Never guessed otherwise."""
+    mask_kind: MaskKind = "binary"
+    """``binary`` (any nonzero is foreground), ``instance`` (label images) or ``classes``
+    (class-index images)."""
+    target: Target = "binary"
+    """What the network learns: ``binary`` (foreground, or the classes of class masks) or
+    ``three_class`` (background / interior / boundary from instance labels; predictions then
+    include instance label images)."""
+    boundary_width: Int = Field(2, ge=1)
+    """Width in pixels of the boundary class of the 3-class target."""
+    val_fraction: Fraction = 0.2
+    """Fraction of the samples held out for validation (model selection, tuning)."""
+    test_fraction: Fraction = 0.0
+    """Fraction held out for a final test, evaluated at the end of training."""
+    split_file: str | None = None
+    """A JSON split (``{"train": [...], "val": [...], "test": [...]}``) instead of a random one."""
+    resize: Size | None = None
+    """Resize every image to (Y, X) before the network (004: 512x512); predictions are resized
+    back to each input's size."""
+    crop_or_pad: Size | None = None
+    """Centre crop/pad every image to (Y, X) (000: 1024x1024); predictions are mapped back."""
+
+    @model_validator(mode="after")
+    def _consistent(self) -> DataConfig:
+        if self.target == "three_class" and self.mask_kind == "classes":
+            raise ValueError(
+                "data.target=three_class needs instance (or binary) masks, not "
+                "data.mask_kind=classes"
+            )
+        if self.val_fraction + self.test_fraction >= 1.0:
+            raise ValueError("data.val_fraction + data.test_fraction must be < 1")
+        if self.resize is not None and self.crop_or_pad is not None:
+            raise ValueError("set at most one of data.resize and data.crop_or_pad")
+        return self
+
+    @field_validator("resize", "crop_or_pad")
+    @classmethod
+    def _size(cls, size: Size | None) -> Size | None:
+        if size is not None and min(size) < 8:
+            raise ValueError("must be two sizes >= 8")
+        return size
+
+
+class NormalizationConfig(Section):
+    """Intensity normalisation; its statistics come from the training split only and are stored
+    with the model."""
+
+    SECTION = "normalization"
+
+    mode: NormalizationMode = "percentile"
+    """``percentile`` (per image and channel: p_low -> 0, p_high -> 1), ``percentile+meanstd``
+    (then the training set's mean/std), ``meanstd`` (training mean/std only) or ``none``."""
+    low_percentile: float = Field(1.0, ge=0.0, le=100.0)
+    """Percentile mapped to 0."""
+    high_percentile: float = Field(99.8, ge=0.0, le=100.0)
+    """Percentile mapped to 1."""
+
+    @model_validator(mode="after")
+    def _ordered(self) -> NormalizationConfig:
+        if not self.low_percentile < self.high_percentile:
+            raise ValueError(
+                "normalization percentiles must satisfy low_percentile < high_percentile"
+            )
+        return self
+
+
+class TemporalConfig(Section):
+    """Time-lapse options (``data.layout`` ``sequences`` or ``ctc``)."""
+
+    SECTION = "temporal"
+
+    context: Int = Field(0, ge=0)
+    """k: the network sees frames t-k .. t+k as 2k+1 input channels (000's Network1 is k = 0,
+    Network5 is k = 2); ``model.in_channels`` follows automatically."""
+    edge_mode: EdgeMode = "replicate"
+    """At sequence ends, ``replicate`` the edge frame (000's rule) or ``reflect``."""
+    background: BackgroundMode = "none"
+    """``median`` subtracts each sequence's temporal median (000, eq. 3) before normalisation."""
+    truth: TruthSource = "GT"
+    """Cell Tracking Challenge annotations to train on: ``GT`` (gold, sparse), ``ST`` (silver,
+    every frame) or ``GT+ST`` (gold where present, silver elsewhere)."""
+    split: SplitMode = "sequence"
+    """``sequence`` (whole sequences go to train or validation) or ``time_blocks``
+    (contiguous blocks of one sequence separated by ``gap`` unused frames)."""
+    gap: Int = Field(5, ge=0)
+    """Unused frames between time blocks of different subsets."""

@@ -1,0 +1,110 @@
+"""The ``model`` section: the U-Net architecture, starting from a named preset.
+
+``model.preset`` names an architecture of ``presets/models.yaml`` (one per seed system plus the
+fast ``default``); every other key of the section replaces one field of that preset. The
+resolved section holds every field, so a checkpoint rebuilds its network without the presets.
+"""
+
+from __future__ import annotations
+
+import functools
+from importlib import resources
+from typing import Any, Literal
+
+import yaml
+from pydantic import Field, field_validator, model_validator
+
+from lapseg.config.base import Bool, Int, Section
+from lapseg.errors import LapsegInputError
+
+__all__ = ["MODEL_PRESETS", "UNetConfig", "model_preset_descriptions"]
+
+
+@functools.cache
+def _preset_file() -> dict[str, dict[str, Any]]:
+    text = resources.files("lapseg.config").joinpath("presets/models.yaml").read_text("utf-8")
+    return yaml.safe_load(text)
+
+
+def model_preset_descriptions() -> dict[str, str]:
+    """Preset name -> one-line description."""
+    return {name: str(values.get("description", "")) for name, values in _preset_file().items()}
+
+
+def _preset_values(name: object) -> dict[str, Any]:
+    """The fields a preset sets ({} for an unknown name: the field validator reports it)."""
+    presets = _preset_file()
+    if not isinstance(name, str) or name not in presets:
+        return {}
+    return {k: v for k, v in presets[name].items() if k != "description"}
+
+
+class UNetConfig(Section):
+    """Architecture of the U-Net (Ronneberger et al. 2015) that maps ``(B, C, Y, X)`` images
+    to ``(B, K, Y', X')`` logits; plain values only, so it lives in every checkpoint."""
+
+    SECTION = "model"
+
+    preset: str = "default"
+    """Named architecture this section starts from (see ``lapseg.config.MODEL_PRESETS``)."""
+    in_channels: Int = Field(1, ge=1)
+    """Input channels ``C`` (set automatically to 2k+1 for temporal context k)."""
+    out_channels: Int = Field(1, ge=1)
+    """Output channels ``K``: 1 = binary (sigmoid), >= 2 = softmax classes."""
+    depth: Int = Field(4, ge=0)
+    """Number of 2x2 max-poolings; the network has ``depth + 1`` levels."""
+    base_features: Int = Field(16, ge=1)
+    """Feature maps of the first level, doubled at every level."""
+    max_features: Int | None = Field(None, ge=1)
+    """Cap on the feature maps of any level (null: no cap)."""
+    kernel_size: Literal[3, 5] = 3
+    """Convolution kernel size."""
+    padding: Literal["same", "valid"] = "same"
+    """``valid`` reproduces Ronneberger 2015 (572 -> 388 pixels); ``same`` keeps the size."""
+    norm: Literal["batch", "group", "instance", "none"] = "batch"
+    """Normalisation after every convolution."""
+    dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    """Dropout probability."""
+    dropout_where: Literal["bottleneck", "all"] = "bottleneck"
+    """After the bottleneck only, or after every convolution (StemNet)."""
+    upsampling: Literal["transpose", "bilinear"] = "transpose"
+    """Learned transposed convolution, or 1x1 convolution + bilinear interpolation."""
+    up_kernel_size: Literal[2, 3] = 2
+    """Kernel of the stride-2 transposed convolution (output exactly 2x either way)."""
+    skip_connections: Bool = True
+    """Concatenate encoder features into the decoder (004's on/off experiment)."""
+    init: Literal["he", "xavier", "default"] = "he"
+    """Weight initialisation of convolutions (biases zero); ``default`` keeps PyTorch's."""
+    convs_per_level: Int = Field(2, ge=1)
+    """Convolutions per level (2 in Ronneberger 2015, 1 in StemNet)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _start_from_preset(cls, values: Any) -> Any:
+        if not isinstance(values, dict):
+            return values
+        name = values.get("preset", "default")
+        return {**_preset_values(name), **values, "preset": name}
+
+    @field_validator("preset")
+    @classmethod
+    def _known_preset(cls, name: str) -> str:
+        if name not in _preset_file():
+            raise ValueError(f"unknown preset; valid presets: {', '.join(_preset_file())}")
+        return name
+
+    def features(self, level: int) -> int:
+        """Feature maps at ``level`` (0 = full resolution, ``depth`` = bottleneck)."""
+        n = self.base_features * 2**level
+        return n if self.max_features is None else min(n, self.max_features)
+
+
+def _all_presets() -> dict[str, UNetConfig]:
+    try:
+        return {name: UNetConfig(preset=name) for name in _preset_file()}
+    except LapsegInputError as error:  # pragma: no cover - a broken shipped preset
+        raise RuntimeError(f"invalid model preset file: {error}") from None
+
+
+MODEL_PRESETS: dict[str, UNetConfig] = _all_presets()
+"""Every named architecture, resolved."""

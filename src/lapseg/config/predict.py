@@ -1,0 +1,86 @@
+"""Sections about prediction: tiling and thresholds (``predict``) and instance label images
+from probabilities (``postprocess``)."""
+
+from __future__ import annotations
+
+from typing import Literal, get_args
+
+from pydantic import Field, field_validator
+
+from lapseg.config.base import Bool, Fraction, Int, Section
+
+__all__ = [
+    "BLENDS",
+    "ENGINES",
+    "THRESHOLD_METHODS",
+    "PostprocessConfig",
+    "PredictConfig",
+]
+
+Blend = Literal["gaussian", "constant", "crop"]
+ThresholdMethod = Literal["fixed", "otsu", "tuned"]
+Engine = Literal["torch", "onnx"]
+
+BLENDS: tuple[str, ...] = get_args(Blend)
+THRESHOLD_METHODS: tuple[str, ...] = get_args(ThresholdMethod)
+ENGINES: tuple[str, ...] = get_args(Engine)
+
+
+class PredictConfig(Section):
+    """Sliding-window prediction and thresholding."""
+
+    SECTION = "predict"
+
+    tile_size: tuple[int, int] = (512, 512)
+    """Input tile size (Y, X) of the sliding window (shrunk for smaller images)."""
+    overlap: Fraction = 0.25
+    """Fraction of a tile shared with its neighbours."""
+    blend: Blend = "gaussian"
+    """How overlapping tiles are combined: ``gaussian`` (nnU-Net's window), ``constant``
+    (plain average) or ``crop`` (each pixel from the tile that owns it)."""
+    batch_size: Int = Field(4, ge=1)
+    """Tiles per forward pass."""
+    threshold_method: ThresholdMethod = "fixed"
+    """``fixed`` (``threshold``), ``otsu`` (per image) or ``tuned`` (the threshold maximising
+    validation Dice, found at the end of training and stored in the model)."""
+    threshold: float = Field(0.5, gt=0.0, lt=1.0)
+    """Foreground probability threshold of binary models."""
+    engine: Engine = "torch"
+    """``torch`` (eager PyTorch) or ``onnx`` (ONNX Runtime on the CPU; the ``onnx`` extra)."""
+
+    @field_validator("tile_size")
+    @classmethod
+    def _tile(cls, size: tuple[int, int]) -> tuple[int, int]:
+        if min(size) < 8:
+            raise ValueError("must be two sizes >= 8")
+        return size
+
+
+class PostprocessConfig(Section):
+    """How probability maps become instance label images (``lapseg predict`` writes them)."""
+
+    SECTION = "postprocess"
+
+    interior_threshold: float = Field(0.5, gt=0.0, lt=1.0)
+    """A pixel seeds an instance when P(interior) exceeds it (3-class models)."""
+    foreground_threshold: float = Field(0.5, gt=0.0, lt=1.0)
+    """Pixels with P(interior) + P(boundary) above it belong to a cell (3-class models; binary
+    models use ``predict.threshold``)."""
+    min_size: Int = Field(16, ge=0)
+    """Objects with fewer pixels are removed (after hole filling)."""
+    min_seed_size: Int = Field(0, ge=0)
+    """Interior components with fewer pixels seed nothing (3-class models)."""
+    fill_holes: Bool = True
+    """Fill background fully enclosed by one object with that object."""
+    remove_border: Bool = False
+    """Drop objects touching the image border."""
+    watershed: Bool = False
+    """Binary models: split touching cells by a distance-transform watershed instead of plain
+    connected components."""
+    min_distance: Int = Field(7, ge=1)
+    """Binary models with ``watershed``: minimum distance in pixels between two seeds."""
+    min_size_fraction: Fraction = 0.1
+    """Scale-aware ``min_size``: objects smaller than this fraction of the median object area
+    of the training masks (stored with the model) are removed; the larger limit applies."""
+    min_seed_fraction: Fraction = 0.05
+    """Scale-aware ``min_seed_size``, as a fraction of the median training object area."""

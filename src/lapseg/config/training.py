@@ -1,0 +1,143 @@
+"""Sections about optimisation: the loss (``loss``) and the training run (``train``)."""
+
+from __future__ import annotations
+
+from typing import Literal, get_args
+
+from pydantic import Field, field_validator, model_validator
+
+from lapseg.config.base import Bool, Int, NonNegative, Positive, Probability, Section
+
+__all__ = [
+    "CLASS_WEIGHTING",
+    "LOSS_NAMES",
+    "MONITORS",
+    "OPTIMIZERS",
+    "SCHEDULES",
+    "LossConfig",
+    "TrainConfig",
+]
+
+LossName = Literal["ce", "dice", "jaccard", "tversky", "focal", "dice_ce"]
+ClassWeighting = Literal["none", "median_frequency", "inverse_frequency", "total_ratio", "fixed"]
+Optimizer = Literal["sgd", "adam", "adamw"]
+Schedule = Literal["none", "exponential", "piecewise", "cosine", "plateau"]
+Monitor = Literal["val_dice", "val_iou", "val_loss"]
+
+LOSS_NAMES: tuple[str, ...] = get_args(LossName)
+CLASS_WEIGHTING: tuple[str, ...] = get_args(ClassWeighting)
+OPTIMIZERS: tuple[str, ...] = get_args(Optimizer)
+SCHEDULES: tuple[str, ...] = get_args(Schedule)
+MONITORS: tuple[str, ...] = get_args(Monitor)
+
+
+class LossConfig(Section):
+    """Loss function and pixel weighting."""
+
+    SECTION = "loss"
+
+    name: LossName = "dice_ce"
+    """``ce``, ``dice``, ``jaccard``, ``tversky``, ``focal`` or ``dice_ce`` (Dice + cross-entropy)."""
+    class_weighting: ClassWeighting = "none"
+    """``median_frequency`` (000's preprocess.py), ``inverse_frequency``, ``total_ratio`` (000's
+    get_weight) from the training masks, ``fixed`` (``class_weights`` as given) or ``none``."""
+    class_weights: tuple[float, ...] = ()
+    """Weights per class for ``class_weighting: fixed`` (e.g. [1, 2]: 000's weight 2 on cells)."""
+    border_weights: Bool = False
+    """Multiply the pixel losses by the U-Net border weight map (w0, sigma)."""
+    w0: NonNegative = 10.0
+    """Amplitude of the border weight term."""
+    sigma: Positive = 5.0
+    """Width (pixels) of the border weight term."""
+    params: dict[str, float] = Field(default_factory=dict)
+    """Extra keyword arguments of the loss (e.g. {alpha: 0.3, beta: 0.7} for Tversky)."""
+
+    @model_validator(mode="after")
+    def _weights_given(self) -> LossConfig:
+        if self.class_weighting == "fixed" and not self.class_weights:
+            raise ValueError("loss.class_weighting=fixed needs loss.class_weights, e.g. [1, 2]")
+        return self
+
+
+class TrainConfig(Section):
+    """Optimisation, schedule, patches, budget and reproducibility."""
+
+    SECTION = "train"
+
+    epochs: Int = Field(50, ge=1)
+    """Maximum number of epochs."""
+    batch_size: Int = Field(8, ge=1)
+    """Patches per optimiser step."""
+    patch_size: tuple[int, int] = (256, 256)
+    """Training patch size (Y, X)."""
+    patches_per_epoch: Int = Field(128, ge=1)
+    """Random patches drawn per epoch (an epoch is this many samples)."""
+    foreground_probability: Probability = 0.5
+    """Chance that a patch is centred on a random foreground pixel."""
+    optimizer: Optimizer = "adam"
+    """``sgd`` (with ``momentum``), ``adam`` or ``adamw``."""
+    lr: Positive = 1e-3
+    """Base learning rate."""
+    momentum: NonNegative = 0.9
+    """SGD momentum."""
+    weight_decay: NonNegative = 0.0
+    """L2 penalty (decoupled for AdamW)."""
+    schedule: Schedule = "cosine"
+    """``none``, ``exponential`` (lr * decay_rate ** (epoch / decay_epochs), 000), ``piecewise``
+    (002's table via ``milestones``/``milestone_factors``, or ``gamma`` per milestone),
+    ``cosine`` (to 1% of lr over the epochs or the time budget, whichever ends first) or
+    ``plateau`` (times ``gamma`` after ``plateau_patience`` epochs without improvement)."""
+    decay_rate: Positive = 0.95
+    """Factor of the exponential schedule per ``decay_epochs``."""
+    decay_epochs: Positive = 1.0
+    """Epochs per ``decay_rate`` step of the exponential schedule."""
+    milestones: tuple[int, ...] = ()
+    """Epochs at which the piecewise schedule steps (increasing)."""
+    milestone_factors: tuple[float, ...] = ()
+    """Learning-rate factor after each milestone (one per milestone)."""
+    gamma: Positive = 0.1
+    """Step factor of the piecewise (without factors) and plateau schedules."""
+    plateau_patience: Int = Field(5, ge=1)
+    """Epochs without improvement before the plateau schedule reduces the rate."""
+    warmup_epochs: Int = Field(0, ge=0)
+    """Linear warm-up epochs (multiplies every schedule)."""
+    early_stopping_patience: Int | None = Field(None, ge=1)
+    """Stop after this many epochs without improvement of ``monitor`` (null: never)."""
+    val_every: Int = Field(1, ge=1)
+    """Validate every this many epochs (and after the last one)."""
+    monitor: Monitor = "val_dice"
+    """Validation value that selects the best checkpoint and drives early stopping."""
+    seed: Int = 0
+    """Seed of the split, the patches, augmentation and initialisation."""
+    deterministic: Bool = False
+    """Same seed + same machine -> same weights (slower; deterministic kernels)."""
+    device: str = "auto"
+    """``auto`` (CUDA, then MPS, then CPU), ``cpu``, ``cuda``, ``cuda:1``, ``mps``."""
+    amp: Bool = True
+    """Mixed precision (float16 autocast) on CUDA."""
+    num_workers: Int = Field(0, ge=0)
+    """DataLoader worker processes."""
+    time_budget_minutes: Positive | None = None
+    """Stop after this much wall-clock training time (equal-budget comparisons)."""
+    tensorboard: Bool = True
+    """Write TensorBoard events when the package is installed."""
+
+    @field_validator("patch_size")
+    @classmethod
+    def _size(cls, size: tuple[int, int]) -> tuple[int, int]:
+        if min(size) < 8:
+            raise ValueError("must be two sizes >= 8")
+        return size
+
+    @field_validator("milestones")
+    @classmethod
+    def _increasing(cls, milestones: tuple[int, ...]) -> tuple[int, ...]:
+        if list(milestones) != sorted(milestones):
+            raise ValueError("must be increasing epoch numbers")
+        return milestones
+
+    @model_validator(mode="after")
+    def _consistent(self) -> TrainConfig:
+        if self.milestone_factors and len(self.milestone_factors) != len(self.milestones):
+            raise ValueError("train.milestone_factors needs one factor per milestone")
+        return self
