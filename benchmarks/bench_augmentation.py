@@ -38,8 +38,8 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import interleaved_medians, peak_rss_mib, print_machine_info
-from lapseg.models import create_model
 from lapseg.config import AUGMENTATION_PRESETS
+from lapseg.models import create_model
 from lapseg.transforms.geometric import GeometryParams, coordinate_map, elastic_displacement, warp
 from lapseg.transforms.pipeline import augment_sample
 

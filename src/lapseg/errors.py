@@ -7,7 +7,10 @@ the problem. The command line turns it into ``lapseg: error: <message>`` and exi
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
+from types import ModuleType
+from typing import Any
 
 
 class LapsegInputError(Exception):
@@ -18,3 +21,24 @@ class LapsegInputError(Exception):
         if path is not None:
             message = f"{path}: {message}"
         super().__init__(message)
+
+
+def optional_import(module: str, *, extra: str, purpose: str) -> Any:
+    """Import an optional dependency, or say which ``lapseg`` extra installs it.
+
+    Parameters
+    ----------
+    module : str
+        Import name, e.g. ``"optuna"``.
+    extra : str
+        The extra of ``pyproject.toml`` that provides it, e.g. ``"search"``.
+    purpose : str
+        What needs it, for the message (``"lapseg search"``).
+    """
+    try:
+        imported: ModuleType = importlib.import_module(module)
+    except ImportError:
+        raise LapsegInputError(
+            f"{purpose} needs {module.split('.')[0]}: pip install 'lapseg[{extra}]'"
+        ) from None
+    return imported

@@ -47,7 +47,7 @@ def test_presets_cover_the_seed_systems() -> None:
 
 
 def test_unknown_preset_lists_valid_names() -> None:
-    with pytest.raises(LapsegInputError, match="valid: default, none, seed002"):
+    with pytest.raises(LapsegInputError, match="valid presets: default, none, seed002"):
         augmentation_preset("elastic")
 
 
@@ -117,7 +117,7 @@ def test_from_dict_rejects_unknown_and_mistyped_keys() -> None:
         AugmentationConfig.from_dict({"elastc": {"probability": 1.0}})
     with pytest.raises(LapsegInputError, match=r"augment\.flip\.probability"):
         AugmentationConfig.from_dict({"flip": {"probability": "often"}})
-    with pytest.raises(LapsegInputError, match="valid: default"):
+    with pytest.raises(LapsegInputError, match="valid presets: default"):
         AugmentationConfig.from_dict({"preset": "nope"})
 
 

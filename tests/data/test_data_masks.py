@@ -4,14 +4,10 @@ import numpy as np
 import pytest
 from skimage.measure import label
 
-from lapseg.data.masks import (
-    MASK_KINDS,
-    mask_to_target,
-    to_binary,
-    to_class_indices,
-    to_instances,
-)
+from lapseg.config import MASK_KINDS
+from lapseg.data.masks import mask_to_target, to_binary, to_class_indices
 from lapseg.errors import LapsegInputError
+from lapseg.io.labels import to_instances
 
 
 def test_to_binary_covers_common_encodings() -> None:

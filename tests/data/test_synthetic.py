@@ -12,6 +12,7 @@ from lapseg.data.synthetic import (
     SyntheticConfig,
     _sample_names,
     add_noise,
+    atomic_dataset_folder,
     cell_boundary_radius,
     cell_distance,
     debris_map,
@@ -278,3 +279,21 @@ def test_write_synthetic_dataset_rejects_bad_count(tmp_path, n_images):
     with pytest.raises(LapsegInputError, match="n_images"):
         write_synthetic_dataset(tmp_path / "d", n_images=n_images, config=SMALL)
     assert not (tmp_path / "d").exists()
+
+
+def test_atomic_dataset_folder_leaves_nothing_when_interrupted(tmp_path):
+    root = tmp_path / "out" / "ds"
+    with pytest.raises(KeyboardInterrupt), atomic_dataset_folder(root) as tmp:
+        assert tmp.parent == root.parent and tmp.is_dir() and not root.exists()
+        (tmp / "half-written.tif").write_bytes(b"partial")
+        raise KeyboardInterrupt
+    assert list((tmp_path / "out").iterdir()) == []  # neither root nor the temporary folder
+
+
+def test_atomic_dataset_folder_renames_onto_an_empty_root(tmp_path):
+    root = tmp_path / "ds"
+    root.mkdir()
+    with atomic_dataset_folder(root) as tmp:
+        (tmp / "a.txt").write_text("a")
+    assert [p.name for p in tmp_path.iterdir()] == ["ds"]
+    assert (root / "a.txt").read_text() == "a"

@@ -70,6 +70,7 @@ def test_context_k2_beats_k0_at_equal_budget(tmp_path: Path):
     write_synthetic_timelapse(tmp_path / "data", n_sequences=4, config=SMALL, rng=11)
     common = [
         "data.layout=sequences",
+        "data.task=binary",  # StemNet's cell / background networks
         "data.val_fraction=0.25",
         "model.base_features=8",
         "model.depth=2",

@@ -12,7 +12,6 @@ from lapseg.config import load_config
 from lapseg.data.setup import prepare_run_data
 from lapseg.data.timelapse import (
     check_split_leak_free,
-    prepare_sequence_run_data,
     split_sequences,
     time_block_split,
 )
@@ -136,7 +135,7 @@ def test_median_background_and_crop_pad(tmp_path: Path):
             "data.val_fraction=0.5",
         ],
     )
-    data = prepare_sequence_run_data(config, root, cache_dir=tmp_path / "run")
+    data = prepare_run_data(config, root, cache_dir=tmp_path / "run")
     sample = data.train[0]
     assert sample.image.shape == (1, 16, 16) and sample.target.shape == (16, 16)
     # frame t minus the median frame (t = 2): a constant t - 2 everywhere inside the image
@@ -157,7 +156,7 @@ def test_bad_inputs(tmp_path: Path):
         ],
     )
     with pytest.raises(LapsegInputError, match=r"temporal\.gap=1 must be >= temporal\.context=2"):
-        prepare_sequence_run_data(config, root)
+        prepare_run_data(config, root)
     odd = tmp_path / "odd" / "s" / "frames"
     odd.mkdir(parents=True)
     tifffile.imwrite(odd / "t0.tif", np.zeros((8, 8), np.uint16))
@@ -166,4 +165,4 @@ def test_bad_inputs(tmp_path: Path):
     tifffile.imwrite(odd.parent / "masks" / "t0.tif", np.ones((8, 8), np.uint8))
     config = load_config(None, ["data.layout=sequences", "data.val_fraction=0"])
     with pytest.raises(LapsegInputError, match=r"t1\.tif: frame size"):
-        prepare_sequence_run_data(config, tmp_path / "odd")
+        prepare_run_data(config, tmp_path / "odd")

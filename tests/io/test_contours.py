@@ -14,7 +14,6 @@ from skimage.segmentation import find_boundaries
 
 from lapseg.errors import LapsegInputError
 from lapseg.io.contours import (
-    as_labels,
     contour_path,
     edge_pixels,
     object_polygons,
@@ -23,6 +22,7 @@ from lapseg.io.contours import (
     write_geojson,
     write_imagej_rois,
 )
+from lapseg.io.labels import to_instances
 
 
 def _labels() -> np.ndarray:
@@ -104,7 +104,7 @@ def test_binary_mask_becomes_components() -> None:
     mask = np.zeros((20, 20), np.uint8)
     mask[2:6, 2:6] = 255
     mask[10:15, 10:15] = 255
-    labels = as_labels(mask)
+    labels = to_instances(mask)
     assert labels.max() == 2
     assert set(object_polygons(mask)) == {1, 2}
     # a label image keeps its own labels

@@ -64,9 +64,11 @@ def test_seed_architectures() -> None:
 
 
 def test_create_model_from_config_dict_and_overrides() -> None:
-    config = UNetConfig(base_features=4, depth=2)
+    config = UNetConfig(base_features=4, depth=2, out_channels=1)
     assert create_model(config).config == config
     assert create_model(config.to_dict()).config == config
+    # out_channels not set (it follows the task when training): a bare network has one output
+    assert create_model(config.replace(out_channels=None)).config == config
     model = create_model("pancreas-keras", in_channels=5, out_channels=3, base_features=4)
     assert model.config.in_channels == 5
     assert model.config.out_channels == 3
@@ -92,5 +94,5 @@ def test_bad_override_value_and_bad_spec() -> None:
         create_model("default", norm="batchnorm")
     with pytest.raises(LapsegInputError, match="preset name, UNetConfig or dict"):
         create_model(3)  # type: ignore[arg-type]
-    with pytest.raises(LapsegInputError, match="unknown key model.kernel;"):
+    with pytest.raises(LapsegInputError, match=r"unknown key model\.kernel;"):
         create_model({"depth": 2, "kernel": 3})

@@ -178,6 +178,16 @@ def test_bad_input(tmp_path: Path) -> None:
         build_report(tmp_path, evaluation_dir=tmp_path / "missing")
 
 
+def test_run_text_is_escaped(tmp_path: Path) -> None:
+    paths = _write_run(tmp_path)
+    (paths["run"] / "config.yaml").write_text("note: <script>alert('x')</script> & more\n")
+    (paths["run"] / "run.json").write_text(json.dumps({"<b>key</b>": "<i>value</i>"}))
+    page = build_report(paths["run"]).read_text()
+    assert "<script" not in page and "<b>" not in page and "<i>" not in page
+    assert "note: &lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; &amp; more" in page
+    assert "<tr><th>&lt;b&gt;key&lt;/b&gt;</th><td>&lt;i&gt;value&lt;/i&gt;</td></tr>" in page
+
+
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 _FLAGS = [
     "--headless",

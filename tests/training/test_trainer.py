@@ -90,7 +90,7 @@ def test_resume_after_interrupt_equals_uninterrupted_run(
 @pytest.mark.slow
 def test_end_to_end_training_reaches_high_held_out_dice(tmp_path: Path):
     from conftest import write_pairs
-    from lapseg.inference.predict import load_model, predict_probabilities
+    from lapseg.inference.predict import load_model, model_mask, predict_probabilities
     from lapseg.io.images import read_image, read_mask
 
     train_root = write_pairs(tmp_path / "train", 12, seed=1)
@@ -98,6 +98,7 @@ def test_end_to_end_training_reaches_high_held_out_dice(tmp_path: Path):
     config = load_config(
         None,
         [
+            "data.task=binary",
             "model.base_features=8",
             "model.depth=3",
             "train.epochs=15",
@@ -113,9 +114,9 @@ def test_end_to_end_training_reaches_high_held_out_dice(tmp_path: Path):
     model = load_model(result.run_dir)
     tp = fp = fn = 0
     for path in sorted((test_root / "images").glob("*.tif")):
-        prob = predict_probabilities([model], read_image(path).array)[0]
+        prob = predict_probabilities([model], read_image(path).array)
         truth = read_mask(test_root / "masks" / path.name) > 0
-        pred = prob > 0.5
+        pred = model_mask(model, prob) > 0
         tp += np.sum(pred & truth)
         fp += np.sum(pred & ~truth)
         fn += np.sum(~pred & truth)

@@ -90,7 +90,7 @@ def feature_halo(sigmas: Sequence[float] = DEFAULT_SIGMAS) -> int:
 def feature_names(n_channels: int, sigmas: Sequence[float] = DEFAULT_SIGMAS) -> list[str]:
     """Names of the rows of :func:`compute_features`, e.g. ``"c0_gauss_s1.6"``."""
     values = check_sigmas(sigmas)
-    names = []
+    names: list[str] = []
     for c in range(n_channels):
         names.extend(f"c{c}_{f}_s{s:g}" for s in values for f in PER_SCALE_FEATURES)
         names.append(f"c{c}_sobel")

@@ -30,7 +30,7 @@ from lapseg.baseline.features import (
 )
 from lapseg.config import BaselineConfig
 from lapseg.data.normalization import NormalizationStats, apply_normalization
-from lapseg.errors import LapsegInputError
+from lapseg.errors import LapsegInputError, optional_import
 from lapseg.io.files import atomic_output, write_json
 
 __all__ = [
@@ -273,7 +273,7 @@ def predict_forest(model: ForestModel, image: np.ndarray, *, tile: int = 512) ->
 
 def save_forest(model: ForestModel, folder: str | Path) -> Path:
     """Write ``forest.skops`` and ``baseline.json`` into ``folder`` (atomically each)."""
-    import skops.io as sio
+    sio = optional_import("skops.io", extra="baseline", purpose="the random-forest baseline")
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -303,7 +303,7 @@ def load_forest(folder: str | Path) -> ForestModel:
     LapsegInputError
         Missing files, an unreadable ``baseline.json`` or a forest file with untrusted types.
     """
-    import skops.io as sio
+    sio = optional_import("skops.io", extra="baseline", purpose="the random-forest baseline")
 
     folder = Path(folder)
     forest_path, meta_path = folder / FOREST_FILE, folder / META_FILE

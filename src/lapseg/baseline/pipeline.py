@@ -26,7 +26,7 @@ from lapseg.config import BaselineConfig, LapsegConfig, dump_config
 from lapseg.data.dataset import read_raw_sample
 from lapseg.data.masks import mask_to_target
 from lapseg.data.normalization import fit_normalization
-from lapseg.data.setup import discover_samples, make_split
+from lapseg.data.setup import discover_samples, make_split, resolve_run_config
 from lapseg.data.split import write_split
 from lapseg.errors import LapsegInputError
 from lapseg.inference.outputs import probabilities_to_mask
@@ -68,10 +68,12 @@ def train_baseline(
     out_dir = Path(out_dir)
     if out_dir.exists() and any(out_dir.iterdir()):
         raise LapsegInputError("output folder exists and is not empty", path=out_dir)
+    config, _ = resolve_run_config(config, data_root)
     samples = discover_samples(data_root, config)
     split = make_split([s.name for s in samples], config)
     by_name = {s.name: s for s in samples}
-    num_classes = max(config.model.out_channels, 2)
+    # a pixel classifier: foreground vs background, or the classes of class maps
+    num_classes = config.model.outputs if config.data.task == "semantic" else 2
     images, targets = [], []
     for name in split["train"]:
         image, mask = read_raw_sample(by_name[name], config)

@@ -11,13 +11,20 @@ during training (seed 002 adds elastic deformation once the validation IoU reach
 from __future__ import annotations
 
 import functools
-from importlib import resources
 from typing import Any, ClassVar
 
-import yaml
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from lapseg.config.base import Int, NonNegative, Positive, Probability, Section, key_error
+from lapseg.config.base import (
+    Int,
+    NonNegative,
+    Positive,
+    Probability,
+    Section,
+    check_preset,
+    key_error,
+    load_presets,
+)
 
 __all__ = [
     "AUGMENTATION_PRESETS",
@@ -271,12 +278,6 @@ class CurriculumStage(Section):
         return self
 
 
-@functools.cache
-def _preset_file() -> dict[str, dict[str, Any]]:
-    text = resources.files("lapseg.config").joinpath("presets/augment.yaml").read_text("utf-8")
-    return yaml.safe_load(text)
-
-
 def _merge(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
     """``changes`` over ``base``; nested transform sections are merged field by field."""
     merged = dict(base)
@@ -320,7 +321,7 @@ class AugmentationConfig(Section):
         if not isinstance(values, dict):
             return values
         name = values.get("preset", "default")
-        presets = _preset_file()
+        presets = load_presets("augment")
         if not isinstance(name, str) or name not in presets:
             return values  # the field validator names the problem
         plain = {
@@ -332,9 +333,7 @@ class AugmentationConfig(Section):
     @field_validator("preset")
     @classmethod
     def _known_preset(cls, name: str) -> str:
-        if name not in _preset_file():
-            raise ValueError(f"unknown preset; valid: {', '.join(_preset_file())}")
-        return name
+        return check_preset(name, "augment")
 
     @model_validator(mode="after")
     def _curriculum(self) -> AugmentationConfig:
@@ -366,7 +365,7 @@ def augmentation_preset(name: str) -> AugmentationConfig:
 
 
 AUGMENTATION_PRESETS: dict[str, AugmentationConfig] = {
-    name: AugmentationConfig(preset=name) for name in _preset_file()
+    name: AugmentationConfig(preset=name) for name in load_presets("augment")
 }
 """Every augmentation preset, resolved."""
 

@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import functools
 from collections.abc import Iterator
+from importlib import resources
 from typing import Annotated, Any, ClassVar, Self
 
-from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError
+import yaml
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, Strict, ValidationError
 from pydantic_core import PydanticCustomError
 
 from lapseg.errors import LapsegInputError
@@ -27,8 +30,11 @@ __all__ = [
     "Positive",
     "Probability",
     "Section",
+    "Size",
+    "check_preset",
     "describe_validation_error",
     "key_error",
+    "load_presets",
 ]
 
 Int = Annotated[int, Strict()]
@@ -43,6 +49,30 @@ Positive = Annotated[float, Field(gt=0.0)]
 """A number > 0."""
 NonNegative = Annotated[float, Field(ge=0.0)]
 """A number >= 0."""
+
+
+def _at_least_8(size: tuple[int, int]) -> tuple[int, int]:
+    if min(size) < 8:
+        raise ValueError("must be two sizes >= 8")
+    return size
+
+
+Size = Annotated[tuple[int, int], AfterValidator(_at_least_8)]
+"""An image size (Y, X), both >= 8 pixels."""
+
+
+@functools.cache
+def load_presets(name: str) -> dict[str, dict[str, Any]]:
+    """The preset file ``presets/<name>.yaml`` shipped with :mod:`lapseg.config` (plain YAML)."""
+    text = resources.files("lapseg.config").joinpath(f"presets/{name}.yaml").read_text("utf-8")
+    return dict(yaml.safe_load(text))
+
+
+def check_preset(name: str, kind: str) -> str:
+    """``name`` if it is a preset of ``presets/<kind>.yaml``; else a message listing them."""
+    if name not in load_presets(kind):
+        raise ValueError(f"unknown preset; valid presets: {', '.join(load_presets(kind))}")
+    return name
 
 
 def key_error(key: str, message: str) -> PydanticCustomError:

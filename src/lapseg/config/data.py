@@ -5,18 +5,20 @@ from __future__ import annotations
 
 from typing import Literal, get_args
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, model_validator
 
-from lapseg.config.base import Fraction, Int, Section
+from lapseg.config.base import Fraction, Int, Section, Size
 
 __all__ = [
     "BACKGROUND_MODES",
     "EDGE_MODES",
+    "INSTANCE_TARGETS",
     "LAYOUTS",
     "MASK_KINDS",
     "NORMALIZATION_MODES",
     "SPLIT_MODES",
     "TARGETS",
+    "TASKS",
     "TRUTH_SOURCES",
     "DataConfig",
     "NormalizationConfig",
@@ -24,8 +26,9 @@ __all__ = [
 ]
 
 Layout = Literal["folders", "sample-folders", "list", "sequences", "ctc"]
-MaskKind = Literal["binary", "instance", "classes"]
-Target = Literal["binary", "three_class"]
+Task = Literal["auto", "instances", "semantic", "binary"]
+MaskKind = Literal["auto", "binary", "instance", "classes"]
+Target = Literal["auto", "binary", "three_class"]
 NormalizationMode = Literal["percentile", "percentile+meanstd", "meanstd", "none"]
 EdgeMode = Literal["replicate", "reflect"]
 BackgroundMode = Literal["none", "median"]
@@ -33,15 +36,17 @@ TruthSource = Literal["GT", "ST", "GT+ST"]
 SplitMode = Literal["sequence", "time_blocks"]
 
 LAYOUTS: tuple[str, ...] = get_args(Layout)
-MASK_KINDS: tuple[str, ...] = get_args(MaskKind)
-TARGETS: tuple[str, ...] = get_args(Target)
+TASKS: tuple[str, ...] = get_args(Task)
+MASK_KINDS: tuple[str, ...] = get_args(MaskKind)[1:]
+"""The concrete mask kinds ("auto" resolves to one of them)."""
+TARGETS: tuple[str, ...] = get_args(Target)[1:]
+INSTANCE_TARGETS: tuple[str, ...] = ("three_class",)
+"""Targets that learn instances; the first is the default for instance masks."""
 NORMALIZATION_MODES: tuple[str, ...] = get_args(NormalizationMode)
 EDGE_MODES: tuple[str, ...] = get_args(EdgeMode)
 BACKGROUND_MODES: tuple[str, ...] = get_args(BackgroundMode)
 TRUTH_SOURCES: tuple[str, ...] = get_args(TruthSource)
 SPLIT_MODES: tuple[str, ...] = get_args(SplitMode)
-
-Size = tuple[int, int]
 
 
 class DataConfig(Section):
@@ -66,13 +71,17 @@ class DataConfig(Section):
     axes: str | None = None
     """Axes of the image files (``YX``, ``YXC``, ``CYX``, ``TYX``...); null = from the file's
     metadata, ``YX`` for 2D arrays, ``YXC`` for RGB PNG/JPEG. Never guessed otherwise."""
-    mask_kind: MaskKind = "binary"
-    """``binary`` (any nonzero is foreground), ``instance`` (label images) or ``classes``
-    (class-index images)."""
-    target: Target = "binary"
-    """What the network learns: ``binary`` (foreground, or the classes of class masks) or
-    ``three_class`` (background / interior / boundary from instance labels; predictions then
-    include instance label images)."""
+    task: Task = "auto"
+    """``instances`` (separate objects: label images out), ``binary`` (foreground masks) or
+    ``semantic`` (class maps); ``auto`` decides from the masks (instance label images ->
+    instances, 0/1 or 0/255 masks -> binary, class-index images -> semantic) and says why."""
+    mask_kind: MaskKind = "auto"
+    """``binary`` (any nonzero is foreground), ``instance`` (label images), ``classes``
+    (class-index images) or ``auto`` (detected from the masks, see ``task``)."""
+    target: Target = "auto"
+    """What the network learns: ``binary`` (foreground, or the classes of class masks),
+    ``three_class`` (background / interior / boundary from instance labels) or ``auto`` (the
+    default representation of the task)."""
     boundary_width: Int = Field(2, ge=1)
     """Width in pixels of the boundary class of the 3-class target."""
     val_fraction: Fraction = 0.2
@@ -89,9 +98,9 @@ class DataConfig(Section):
 
     @model_validator(mode="after")
     def _consistent(self) -> DataConfig:
-        if self.target == "three_class" and self.mask_kind == "classes":
+        if self.target in INSTANCE_TARGETS and self.mask_kind == "classes":
             raise ValueError(
-                "data.target=three_class needs instance (or binary) masks, not "
+                f"data.target={self.target} needs instance (or binary) masks, not "
                 "data.mask_kind=classes"
             )
         if self.val_fraction + self.test_fraction >= 1.0:
@@ -99,13 +108,6 @@ class DataConfig(Section):
         if self.resize is not None and self.crop_or_pad is not None:
             raise ValueError("set at most one of data.resize and data.crop_or_pad")
         return self
-
-    @field_validator("resize", "crop_or_pad")
-    @classmethod
-    def _size(cls, size: Size | None) -> Size | None:
-        if size is not None and min(size) < 8:
-            raise ValueError("must be two sizes >= 8")
-        return size
 
 
 class NormalizationConfig(Section):

@@ -7,33 +7,26 @@ resolved section holds every field, so a checkpoint rebuilds its network without
 
 from __future__ import annotations
 
-import functools
-from importlib import resources
 from typing import Any, Literal
 
-import yaml
 from pydantic import Field, field_validator, model_validator
 
-from lapseg.config.base import Bool, Int, Section
+from lapseg.config.base import Bool, Int, Section, check_preset, load_presets
 from lapseg.errors import LapsegInputError
 
 __all__ = ["MODEL_PRESETS", "UNetConfig", "model_preset_descriptions"]
 
 
-@functools.cache
-def _preset_file() -> dict[str, dict[str, Any]]:
-    text = resources.files("lapseg.config").joinpath("presets/models.yaml").read_text("utf-8")
-    return yaml.safe_load(text)
-
-
 def model_preset_descriptions() -> dict[str, str]:
     """Preset name -> one-line description."""
-    return {name: str(values.get("description", "")) for name, values in _preset_file().items()}
+    return {
+        name: str(values.get("description", "")) for name, values in load_presets("models").items()
+    }
 
 
 def _preset_values(name: object) -> dict[str, Any]:
     """The fields a preset sets ({} for an unknown name: the field validator reports it)."""
-    presets = _preset_file()
+    presets = load_presets("models")
     if not isinstance(name, str) or name not in presets:
         return {}
     return {k: v for k, v in presets[name].items() if k != "description"}
@@ -49,8 +42,9 @@ class UNetConfig(Section):
     """Named architecture this section starts from (see ``lapseg.config.MODEL_PRESETS``)."""
     in_channels: Int = Field(1, ge=1)
     """Input channels ``C`` (set automatically to 2k+1 for temporal context k)."""
-    out_channels: Int = Field(1, ge=1)
-    """Output channels ``K``: 1 = binary (sigmoid), >= 2 = softmax classes."""
+    out_channels: Int | None = Field(None, ge=1)
+    """Output channels ``K``: 1 = binary (sigmoid), >= 2 = softmax classes; null = follows the
+    task when training (1 binary, 3 for the 3-class instance target, K for K classes)."""
     depth: Int = Field(4, ge=0)
     """Number of 2x2 max-poolings; the network has ``depth + 1`` levels."""
     base_features: Int = Field(16, ge=1)
@@ -89,9 +83,14 @@ class UNetConfig(Section):
     @field_validator("preset")
     @classmethod
     def _known_preset(cls, name: str) -> str:
-        if name not in _preset_file():
-            raise ValueError(f"unknown preset; valid presets: {', '.join(_preset_file())}")
-        return name
+        return check_preset(name, "models")
+
+    @property
+    def outputs(self) -> int:
+        """``out_channels`` once the task has decided it (an error before)."""
+        if self.out_channels is None:
+            raise ValueError("model.out_channels is not resolved yet: it follows the task")
+        return self.out_channels
 
     def features(self, level: int) -> int:
         """Feature maps at ``level`` (0 = full resolution, ``depth`` = bottleneck)."""
@@ -101,7 +100,7 @@ class UNetConfig(Section):
 
 def _all_presets() -> dict[str, UNetConfig]:
     try:
-        return {name: UNetConfig(preset=name) for name in _preset_file()}
+        return {name: UNetConfig(preset=name) for name in load_presets("models")}
     except LapsegInputError as error:  # pragma: no cover - a broken shipped preset
         raise RuntimeError(f"invalid model preset file: {error}") from None
 

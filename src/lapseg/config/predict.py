@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from typing import Literal, get_args
 
-from pydantic import Field, field_validator
+from pydantic import Field
 
-from lapseg.config.base import Bool, Fraction, Int, Section
+from lapseg.config.base import Bool, Fraction, Int, Section, Size
 
 __all__ = [
     "BLENDS",
@@ -31,7 +31,7 @@ class PredictConfig(Section):
 
     SECTION = "predict"
 
-    tile_size: tuple[int, int] = (512, 512)
+    tile_size: Size = (512, 512)
     """Input tile size (Y, X) of the sliding window (shrunk for smaller images)."""
     overlap: Fraction = 0.25
     """Fraction of a tile shared with its neighbours."""
@@ -47,13 +47,6 @@ class PredictConfig(Section):
     """Foreground probability threshold of binary models."""
     engine: Engine = "torch"
     """``torch`` (eager PyTorch) or ``onnx`` (ONNX Runtime on the CPU; the ``onnx`` extra)."""
-
-    @field_validator("tile_size")
-    @classmethod
-    def _tile(cls, size: tuple[int, int]) -> tuple[int, int]:
-        if min(size) < 8:
-            raise ValueError("must be two sizes >= 8")
-        return size
 
 
 class PostprocessConfig(Section):

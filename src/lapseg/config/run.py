@@ -66,7 +66,8 @@ class LapsegConfig(Section):
 
     @model_validator(mode="after")
     def _consistent(self) -> LapsegConfig:
-        if self.data.target == "three_class" and self.model.out_channels != 3:
+        channels = self.model.out_channels
+        if self.data.target == "three_class" and channels is not None and channels != 3:
             raise ValueError(
                 f"data.target=three_class needs model.out_channels=3 "
                 f"(got {self.model.out_channels})"

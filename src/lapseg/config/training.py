@@ -6,7 +6,7 @@ from typing import Literal, get_args
 
 from pydantic import Field, field_validator, model_validator
 
-from lapseg.config.base import Bool, Int, NonNegative, Positive, Probability, Section
+from lapseg.config.base import Bool, Int, NonNegative, Positive, Probability, Section, Size
 
 __all__ = [
     "CLASS_WEIGHTING",
@@ -68,7 +68,7 @@ class TrainConfig(Section):
     """Maximum number of epochs."""
     batch_size: Int = Field(8, ge=1)
     """Patches per optimiser step."""
-    patch_size: tuple[int, int] = (256, 256)
+    patch_size: Size = (256, 256)
     """Training patch size (Y, X)."""
     patches_per_epoch: Int = Field(128, ge=1)
     """Random patches drawn per epoch (an epoch is this many samples)."""
@@ -114,20 +114,14 @@ class TrainConfig(Section):
     device: str = "auto"
     """``auto`` (CUDA, then MPS, then CPU), ``cpu``, ``cuda``, ``cuda:1``, ``mps``."""
     amp: Bool = True
-    """Mixed precision (float16 autocast) on CUDA."""
+    """Mixed precision where the device computes it natively: float16 on CUDA, bfloat16 on CPUs
+    with AVX512-BF16/AMX (about 2x faster training); false = float32 everywhere."""
     num_workers: Int = Field(0, ge=0)
     """DataLoader worker processes."""
     time_budget_minutes: Positive | None = None
     """Stop after this much wall-clock training time (equal-budget comparisons)."""
     tensorboard: Bool = True
     """Write TensorBoard events when the package is installed."""
-
-    @field_validator("patch_size")
-    @classmethod
-    def _size(cls, size: tuple[int, int]) -> tuple[int, int]:
-        if min(size) < 8:
-            raise ValueError("must be two sizes >= 8")
-        return size
 
     @field_validator("milestones")
     @classmethod

@@ -17,12 +17,14 @@ import torch
 
 from lapseg.config import AugmentationConfig, DataConfig, LapsegConfig
 from lapseg.data.geometry import center_crop_or_pad, pad_to_at_least, resize_to, sample_patch_origin
-from lapseg.data.masks import mask_to_target, to_instances
+from lapseg.data.masks import mask_to_target
 from lapseg.data.normalization import NormalizationStats, apply_normalization
 from lapseg.data.targets import three_class_target
+from lapseg.data.tasks import TaskDecision
 from lapseg.errors import LapsegInputError
 from lapseg.io.discovery import SamplePaths
 from lapseg.io.images import read_image, read_mask
+from lapseg.io.labels import to_instances
 from lapseg.transforms.pipeline import augment_sample
 
 
@@ -46,10 +48,10 @@ class Sample:
 def reshape_for_network(image: np.ndarray, data: DataConfig, *, order: int) -> np.ndarray:
     """Apply the configured fixed-size resize or crop/pad to a (C, Y, X) or (Y, X) array."""
     if data.resize is not None:
-        return resize_to(image, tuple(data.resize), order=order)
+        return resize_to(image, data.resize, order=order)
     if data.crop_or_pad is not None:
         mode = "reflect" if order > 0 else "constant"
-        return center_crop_or_pad(image, tuple(data.crop_or_pad), mode=mode)[0]
+        return center_crop_or_pad(image, data.crop_or_pad, mode=mode)[0]
     return image
 
 
@@ -93,10 +95,10 @@ def prepare_sample(
             )
         # reshape before deriving targets, so widths are in network pixels
         instances = reshape_for_network(to_instances(mask), data, order=0).astype(np.int32)
-    if data.target == "three_class":
+    if instances is not None and data.target == "three_class":
         target = three_class_target(instances, boundary_width=data.boundary_width)
     else:
-        num_classes = max(config.model.out_channels, 2)
+        num_classes = max(config.model.outputs, 2)
         target = mask_to_target(mask, kind=data.mask_kind, num_classes=num_classes)
         target = reshape_for_network(target, data, order=0)
     return Sample(
@@ -106,12 +108,15 @@ def prepare_sample(
 
 @dataclass(frozen=True)
 class RunData:
-    """Prepared samples of a run, its split and the normalisation fitted on its training split."""
+    """Prepared samples of a run, its split, the normalisation fitted on its training split, and
+    the run's configuration with its task resolved from the masks (and how)."""
 
     train: list[Sample]
     val: list[Sample]
     split: dict[str, list[str]]
     stats: NormalizationStats
+    config: LapsegConfig
+    task: TaskDecision
 
 
 class PatchDataset(torch.utils.data.Dataset):
@@ -158,9 +163,11 @@ class PatchDataset(torch.utils.data.Dataset):
         # `targets` (no context) is where patch origins are drawn: output window (y0, x0) there
         # is the context window (y0, x0) of the padded arrays.
         self.targets = [pad_to_at_least(s.target, out_size, mode="reflect")[0] for s in samples]
-        self.padded = [
-            tuple(
-                None if a is None else self._with_context(a) for a in (s.image, s.target, s.weights)
+        self.padded: list[tuple[np.ndarray, np.ndarray, np.ndarray | None]] = [
+            (
+                self._with_context(s.image),
+                self._with_context(s.target),
+                None if s.weights is None else self._with_context(s.weights),
             )
             for s in samples
         ]

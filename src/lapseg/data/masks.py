@@ -14,23 +14,10 @@ Three kinds of mask are understood (:data:`MASK_KINDS`):
 from __future__ import annotations
 
 import numpy as np
-from skimage.measure import label
-from skimage.segmentation import relabel_sequential
 
+from lapseg.config import MASK_KINDS
 from lapseg.errors import LapsegInputError
-
-MASK_KINDS: tuple[str, ...] = ("binary", "instance", "classes")
-
-
-def _check_mask(mask: np.ndarray) -> np.ndarray:
-    mask = np.asarray(mask)
-    if mask.ndim != 2:
-        raise LapsegInputError(f"mask must be 2D (Y, X), got shape {mask.shape}")
-    if mask.dtype != np.bool_ and not np.issubdtype(mask.dtype, np.integer):
-        raise LapsegInputError(f"mask must hold integers, got dtype {mask.dtype}")
-    if mask.size and np.issubdtype(mask.dtype, np.signedinteger) and mask.min() < 0:
-        raise LapsegInputError("mask has negative labels")
-    return mask
+from lapseg.io.labels import check_mask
 
 
 def to_binary(mask: np.ndarray) -> np.ndarray:
@@ -46,16 +33,7 @@ def to_binary(mask: np.ndarray) -> np.ndarray:
     (Y, X) ndarray of uint8
         Values in {0, 1}.
     """
-    return (_check_mask(mask) != 0).astype(np.uint8)
-
-
-def is_binary_mask(mask: np.ndarray) -> bool:
-    """True if ``mask`` is bool or its values are a subset of {0, 1} or of {0, 255}."""
-    mask = np.asarray(mask)
-    if mask.dtype == np.bool_:
-        return True
-    values = set(np.unique(mask).tolist())
-    return values <= {0, 1} or values <= {0, 255}
+    return (check_mask(mask) != 0).astype(np.uint8)
 
 
 def to_class_indices(mask: np.ndarray, *, num_classes: int) -> np.ndarray:
@@ -79,7 +57,7 @@ def to_class_indices(mask: np.ndarray, *, num_classes: int) -> np.ndarray:
     """
     if num_classes < 2:
         raise LapsegInputError(f"num_classes must be at least 2, got {num_classes}")
-    mask = _check_mask(mask)
+    mask = check_mask(mask)
     values = np.unique(mask)
     if num_classes == 2 and set(values.tolist()) <= {0, 255}:
         return (mask != 0).astype(np.int64)
@@ -91,29 +69,6 @@ def to_class_indices(mask: np.ndarray, *, num_classes: int) -> np.ndarray:
             f"(valid: 0..{num_classes - 1})"
         )
     return mask.astype(np.int64)
-
-
-def to_instances(mask: np.ndarray) -> np.ndarray:
-    """Instance labels ``1..N`` (0 background).
-
-    A binary mask (see :func:`is_binary_mask`) is labelled by connected components with
-    4-connectivity (``connectivity=1``); any other mask is taken as instance labels and
-    relabelled sequentially, keeping each object as it is (even if not connected). Note that an
-    instance mask holding a single object labelled 1 (or 255) counts as binary.
-
-    Parameters
-    ----------
-    mask : (Y, X) ndarray
-
-    Returns
-    -------
-    (Y, X) ndarray of int32
-    """
-    mask = _check_mask(mask)
-    if is_binary_mask(mask):
-        return label(mask != 0, connectivity=1).astype(np.int32)
-    relabelled, _, _ = relabel_sequential(mask)
-    return relabelled.astype(np.int32)
 
 
 def mask_to_target(mask: np.ndarray, *, kind: str, num_classes: int) -> np.ndarray:

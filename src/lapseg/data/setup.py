@@ -7,9 +7,10 @@ discovery. Normalisation statistics are computed from the training split only.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
@@ -18,6 +19,7 @@ from lapseg.data.dataset import RunData, Sample, prepare_sample, read_raw_sample
 from lapseg.data.normalization import fit_normalization
 from lapseg.data.split import read_split, split_random, validate_split
 from lapseg.data.targets import three_class_weight_map
+from lapseg.data.tasks import TaskDecision, resolve_task, survey_masks
 from lapseg.data.timelapse import prepare_sequence_run_data
 from lapseg.data.weightmap import border_weight_map
 from lapseg.io.discovery import (
@@ -26,12 +28,19 @@ from lapseg.io.discovery import (
     discover_sample_folders,
     read_sample_list,
 )
+from lapseg.io.images import read_mask
+from lapseg.io.sequences import SEQUENCE_LAYOUTS, discover_sequences, read_frame_mask
 from lapseg.losses.class_weights import (
     class_pixel_counts,
     inverse_frequency_weights,
     median_frequency_weights,
     total_ratio_weights,
 )
+
+T = TypeVar("T")
+
+_SURVEYED_MASKS = 16
+"""Masks (spread over the dataset) looked at to decide the task."""
 
 
 def discover_samples(data_root: str | Path, config: LapsegConfig) -> list[SamplePaths]:
@@ -63,6 +72,12 @@ def make_split(names: Sequence[str], config: LapsegConfig) -> dict[str, list[str
     )
 
 
+def _instances(sample: Sample) -> np.ndarray:
+    if sample.instances is None:  # prepare_sample keeps them whenever border weights are on
+        raise ValueError(f"sample {sample.name} has no instance labels")
+    return sample.instances
+
+
 def with_border_weights(samples: Sequence[Sample], config: LapsegConfig) -> list[Sample]:
     """Attach the U-Net border weight map (computed once per mask) when the loss asks for it."""
     if not config.loss.border_weights:
@@ -76,7 +91,7 @@ def with_border_weights(samples: Sequence[Sample], config: LapsegConfig) -> list
             replace(
                 s,
                 weights=three_class_weight_map(
-                    s.instances,
+                    _instances(s),
                     boundary_width=config.data.boundary_width,
                     w0=loss.w0,
                     sigma=loss.sigma,
@@ -89,7 +104,7 @@ def with_border_weights(samples: Sequence[Sample], config: LapsegConfig) -> list
         replace(
             s,
             weights=border_weight_map(
-                s.instances, w0=loss.w0, sigma=loss.sigma, class_weights=balance
+                _instances(s), w0=loss.w0, sigma=loss.sigma, class_weights=balance
             ),
         )
         for s in samples
@@ -104,7 +119,7 @@ def compute_class_weights(samples: Sequence[Sample], config: LapsegConfig) -> li
     if method == "fixed":
         return [float(w) for w in config.loss.class_weights]
     counts = class_pixel_counts(
-        (s.target for s in samples), num_classes=max(config.model.out_channels, 2)
+        (s.target for s in samples), num_classes=max(config.model.outputs, 2)
     )
     functions = {
         "median_frequency": median_frequency_weights,
@@ -115,7 +130,11 @@ def compute_class_weights(samples: Sequence[Sample], config: LapsegConfig) -> li
 
 
 def prepare_still_images(
-    config: LapsegConfig, data_root: str | Path, *, split: dict[str, list[str]] | None = None
+    config: LapsegConfig,
+    data_root: str | Path,
+    *,
+    task: TaskDecision,
+    split: dict[str, list[str]] | None = None,
 ) -> RunData:
     """Still-image layouts: read the train/val images once, normalise, build samples."""
     samples = discover_samples(data_root, config)
@@ -137,7 +156,45 @@ def prepare_still_images(
             prepare_sample(by_name[n], *raw[n], config=config, stats=stats) for n in split[subset]
         ]
 
-    return RunData(train=prepared("train"), val=prepared("val"), split=split, stats=stats)
+    return RunData(
+        train=prepared("train"),
+        val=prepared("val"),
+        split=split,
+        stats=stats,
+        config=config,
+        task=task,
+    )
+
+
+def _training_masks(config: LapsegConfig, data_root: str | Path) -> Iterator[np.ndarray]:
+    """The dataset's masks, spread over the dataset, for the task survey."""
+    if config.data.layout in SEQUENCE_LAYOUTS:
+        sources = discover_sequences(
+            data_root, layout=config.data.layout, axes=config.data.axes, truth=config.temporal.truth
+        )
+        frames = [(source, t) for source in sources for t in source.annotated]
+        for source, t in _spread(frames, _SURVEYED_MASKS):
+            yield read_frame_mask(source, t)
+        return
+    paths = [s.mask for s in discover_samples(data_root, config) if s.mask is not None]
+    for path in _spread(paths, _SURVEYED_MASKS):
+        yield read_mask(path)
+
+
+def _spread(items: Sequence[T], n: int) -> list[T]:
+    """At most ``n`` items evenly spread over ``items`` (first and last included)."""
+    if len(items) <= n:
+        return list(items)
+    return [items[round(i * (len(items) - 1) / (n - 1))] for i in range(n)]
+
+
+def resolve_run_config(
+    config: LapsegConfig, data_root: str | Path
+) -> tuple[LapsegConfig, TaskDecision]:
+    """The configuration with its task decided from (a sample of) the dataset's masks."""
+    automatic = config.data.task == "auto" and config.data.mask_kind == "auto"
+    survey = survey_masks(_training_masks(config, data_root)) if automatic else None
+    return resolve_task(config, survey)
 
 
 def prepare_run_data(
@@ -147,14 +204,18 @@ def prepare_run_data(
     split: dict[str, list[str]] | None = None,
     cache_dir: str | Path | None = None,
 ) -> RunData:
-    """Discover, split (or reuse ``split`` when resuming), normalise and prepare a run's data.
+    """Resolve the task, discover, split (or reuse ``split`` when resuming), normalise and
+    prepare a run's data (:class:`RunData` holds the resolved configuration).
 
     ``cache_dir`` keeps per-sequence temporal-median backgrounds of time-lapse data.
     """
-    if config.data.layout in ("sequences", "ctc"):
-        data = prepare_sequence_run_data(config, data_root, split=split, cache_dir=cache_dir)
+    config, task = resolve_run_config(config, data_root)
+    if config.data.layout in SEQUENCE_LAYOUTS:
+        data = prepare_sequence_run_data(
+            config, data_root, task=task, split=split, cache_dir=cache_dir
+        )
     else:
-        data = prepare_still_images(config, data_root, split=split)
+        data = prepare_still_images(config, data_root, task=task, split=split)
     return replace(data, train=with_border_weights(data.train, config))
 
 

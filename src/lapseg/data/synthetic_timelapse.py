@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import math
 import os
-import shutil
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -35,6 +34,7 @@ from lapseg.data.synthetic import (
     Cell,
     _to_dtype,
     add_noise,
+    atomic_dataset_folder,
     debris_map,
     illumination_field,
     place_cells,
@@ -178,7 +178,8 @@ def synthetic_sequence(
 ) -> SyntheticSequence:
     """Generate one sequence (see the module docstring)."""
     rng = np.random.default_rng(rng)
-    shape = tuple(config.shape)
+    height, width = config.shape
+    shape = (height, width)
     n_cells = int(rng.integers(config.n_cells[0], config.n_cells[1] + 1))
     n_decoys = int(rng.integers(config.n_decoys[0], config.n_decoys[1] + 1))
     objects = place_cells(
@@ -259,15 +260,10 @@ def write_synthetic_timelapse(
     root = Path(root)
     if n_sequences < 1 or annotate_every < 1:
         raise LapsegInputError("n_sequences and annotate_every must be >= 1", path=root)
-    if root.exists() and (not root.is_dir() or any(root.iterdir())):
-        raise LapsegInputError("exists and is not empty; choose a new folder", path=root)
     rng = np.random.default_rng(rng)
     names = [f"seq{i:02d}" for i in range(n_sequences)]
     width = max(3, len(str(config.n_frames - 1)))
-    root.parent.mkdir(parents=True, exist_ok=True)
-    tmp = root.with_name(f"{root.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    try:
+    with atomic_dataset_folder(root) as tmp:
         for name in names:
             sequence = synthetic_sequence(config, rng=rng)
             (tmp / name / "frames").mkdir(parents=True)
@@ -278,10 +274,4 @@ def write_synthetic_timelapse(
                 if t % annotate_every == 0:
                     mask = sequence.labels[t].astype(np.uint16)
                     tifffile.imwrite(tmp / name / "masks" / f"{stem}.tif", mask)
-        if root.exists():
-            root.rmdir()
-        os.replace(tmp, root)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return names

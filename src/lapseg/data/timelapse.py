@@ -29,6 +29,7 @@ from lapseg.data.dataset import RunData, Sample, prepare_sample
 from lapseg.data.geometry import center_crop_or_pad, resize_to
 from lapseg.data.normalization import NormalizationStats, fit_normalization
 from lapseg.data.split import SPLIT_KEYS, read_split, split_random, validate_split
+from lapseg.data.tasks import TaskDecision
 from lapseg.data.temporal import stack_context
 from lapseg.errors import LapsegInputError
 from lapseg.io.discovery import SamplePaths
@@ -38,13 +39,13 @@ from lapseg.io.sequences import SequenceSource, discover_sequences, read_frame_m
 def frame_grid(data: DataConfig) -> tuple[Callable[[np.ndarray], np.ndarray] | None, str]:
     """The map of a ``(Y, X)`` frame onto the common grid, and a text describing it."""
     if data.crop_or_pad is not None:
-        size = tuple(data.crop_or_pad)
+        size = data.crop_or_pad
         return (
             lambda f: center_crop_or_pad(f, size, mode="reflect")[0],
             f"crop_or_pad={list(size)}",
         )
     if data.resize is not None:
-        size = tuple(data.resize)
+        size = data.resize
         return (lambda f: resize_to(f, size, order=1), f"resize={list(size)}")
     return None, ""
 
@@ -210,6 +211,7 @@ def prepare_sequence_run_data(
     config: LapsegConfig,
     data_root: str | Path,
     *,
+    task: TaskDecision,
     split: Mapping[str, Sequence[str]] | None = None,
     cache_dir: str | Path | None = None,
 ) -> RunData:
@@ -276,4 +278,6 @@ def prepare_sequence_run_data(
         val=[prepared(n) for n in resolved["val"]],
         split=resolved,
         stats=stats,
+        config=config,
+        task=task,
     )

@@ -18,22 +18,22 @@ import torch
 from torch import nn
 
 from lapseg.config import PredictConfig
+from lapseg.device import autocast_context
 from lapseg.errors import LapsegInputError
 from lapseg.inference.sliding_window import Predictor, predict_sliding_window
 
 ENGINES = ("torch", "onnx")
 
 
-def torch_predictor(model: nn.Module, *, amp: bool = False) -> Predictor:
-    """Eager PyTorch predictor (the model must already be on the tiles' device, in eval mode)."""
+def torch_predictor(model: nn.Module, *, precision: torch.dtype | None = None) -> Predictor:
+    """Eager PyTorch predictor (the model must already be on the tiles' device, in eval mode);
+    ``precision`` (from :func:`lapseg.device.mixed_precision`) autocasts the forward pass."""
 
     def predict(batch: torch.Tensor) -> torch.Tensor:
         if batch.device.type != "mps":  # channels_last speeds up CPU and CUDA convolutions
             batch = batch.contiguous(memory_format=torch.channels_last)
-        if amp and batch.device.type == "cuda":
-            with torch.autocast(device_type="cuda", dtype=torch.float16):
-                return model(batch).float()
-        return model(batch).float()
+        with autocast_context(batch.device, precision):
+            return model(batch).float()
 
     return predict
 
@@ -54,7 +54,7 @@ def export_onnx(model: nn.Module, *, in_channels: int, example_size: int = 64) -
         torch.onnx.export(
             cpu_model,
             (example,),
-            buffer,
+            buffer,  # type: ignore[arg-type]  # torch.onnx.export writes file-like objects
             input_names=["tiles"],
             output_names=["logits"],
             dynamic_axes={"tiles": dynamic, "logits": dynamic},
@@ -75,8 +75,9 @@ def onnx_predictor(model: nn.Module, *, in_channels: int, threads: int | None = 
     multiple = int(getattr(model, "size_multiple", 16))
     margin = int(getattr(model, "output_margin", 0))
     size = multiple * max(1, -(-(64 + 2 * margin) // multiple))
-    if margin and hasattr(model, "valid_input_size"):
-        size = int(model.valid_input_size(size))
+    valid_input_size = getattr(model, "valid_input_size", None)
+    if margin and callable(valid_input_size):
+        size = int(valid_input_size(size))
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = threads or torch.get_num_threads()
     options.log_severity_level = 3
@@ -95,11 +96,11 @@ def onnx_predictor(model: nn.Module, *, in_channels: int, threads: int | None = 
 
 
 def make_predictor(
-    model: nn.Module, *, engine: str, in_channels: int, amp: bool = False
+    model: nn.Module, *, engine: str, in_channels: int, precision: torch.dtype | None = None
 ) -> Predictor:
     """The predictor callable of ``engine`` for ``model``."""
     if engine == "torch":
-        return torch_predictor(model, amp=amp)
+        return torch_predictor(model, precision=precision)
     if engine == "onnx":
         device = next(model.parameters()).device
         if device.type != "cpu":
@@ -113,7 +114,7 @@ def predict_logits(
     image: torch.Tensor,
     predict: PredictConfig,
     *,
-    amp: bool = False,
+    precision: torch.dtype | None = None,
     predictor: Predictor | None = None,
 ) -> torch.Tensor:
     """Sliding-window logits ``(K, Y, X)`` of ``model`` for one ``(C, Y, X)`` image tensor.
@@ -122,11 +123,11 @@ def predict_logits(
     or test-time-augmentation predictor built for the same model.
     """
     if predictor is None:
-        predictor = torch_predictor(model, amp=amp)
+        predictor = torch_predictor(model, precision=precision)
     return predict_sliding_window(
         predictor,
         image,
-        tile_size=tuple(predict.tile_size),
+        tile_size=predict.tile_size,
         overlap=predict.overlap,
         blend=predict.blend,
         batch_size=predict.batch_size,

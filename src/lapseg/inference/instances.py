@@ -17,6 +17,8 @@ never cut or duplicated at tile borders and no label stitching is needed.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy import ndimage
@@ -305,7 +307,7 @@ def instances_from_probabilities(
     if object_area is not None and object_area > 0:
         min_size = max(min_size, int(config.min_size_fraction * object_area))
         min_seed_size = max(min_seed_size, int(config.min_seed_fraction * object_area))
-    common = {
+    common: dict[str, Any] = {
         "min_size": min_size,
         "fill_holes": config.fill_holes,
         "remove_border": config.remove_border,

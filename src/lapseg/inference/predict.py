@@ -8,7 +8,7 @@ pixel grid. Several checkpoints form an ensemble: their probability maps are ave
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -18,11 +18,12 @@ from lapseg.config import LapsegConfig, PredictConfig, config_from_dict
 from lapseg.data.dataset import reshape_for_network
 from lapseg.data.geometry import center_crop_or_pad, resize_to, undo_center_crop_or_pad
 from lapseg.data.normalization import NormalizationStats, apply_normalization
-from lapseg.device import select_device
+from lapseg.device import mixed_precision, place_model, select_device
 from lapseg.errors import LapsegInputError
 from lapseg.inference.engines import Predictor, make_predictor, predict_logits
 from lapseg.inference.instances import instances_from_probabilities
 from lapseg.inference.outputs import probabilities_from_logits, probabilities_to_mask
+from lapseg.io.discovery import output_stem
 from lapseg.io.images import read_image, write_tiff
 from lapseg.models.checkpoint import load_checkpoint, resolve_checkpoint_path
 from lapseg.models.registry import create_model
@@ -42,6 +43,10 @@ class LoadedModel:
     predictor: Predictor
     object_area: float | None = None
 
+    def with_predictor(self, predictor: Predictor) -> LoadedModel:
+        """The same model run by another predictor (e.g. test-time augmentation)."""
+        return replace(self, predictor=predictor)
+
 
 def load_model(
     path: str | Path, *, device: str = "auto", engine: str | None = None, amp: bool = False
@@ -58,16 +63,15 @@ def load_model(
     except (KeyError, TypeError) as error:
         raise LapsegInputError(f"checkpoint lacks {error}", path=checkpoint_path) from None
     torch_device = select_device(device)
-    model = create_model(config.model)
-    model.load_state_dict(checkpoint["model_state"])
-    model = fuse_batchnorm(model).to(torch_device)  # BatchNorm folded into the convs: faster
-    if torch_device.type != "mps":
-        model = model.to(memory_format=torch.channels_last)
+    network = create_model(config.model)
+    network.load_state_dict(checkpoint["model_state"])
+    # BatchNorm folded into the convolutions: faster, same outputs
+    model = place_model(fuse_batchnorm(network), torch_device)
     predictor = make_predictor(
         model,
         engine=engine or config.predict.engine,
         in_channels=config.model.in_channels,
-        amp=amp,
+        precision=mixed_precision(torch_device, amp),
     )
     return LoadedModel(
         model=model,
@@ -88,7 +92,7 @@ def _map_back(prob: np.ndarray, original_yx: tuple[int, int], config: LapsegConf
         return resize_to(prob, original_yx, order=1).astype(np.float32)
     if data.crop_or_pad is not None:
         dummy = np.zeros((1, *original_yx), dtype=np.float32)
-        _, crop_pad = center_crop_or_pad(dummy, tuple(data.crop_or_pad), mode="constant")
+        _, crop_pad = center_crop_or_pad(dummy, data.crop_or_pad, mode="constant")
         return undo_center_crop_or_pad(prob, crop_pad, fill=0).astype(np.float32)
     return prob
 
@@ -105,7 +109,7 @@ def predict_probabilities(
     """
     if not models:
         raise ValueError("no model given")
-    total = None
+    maps = []
     for loaded in models:
         settings = predict if predict is not None else loaded.config.predict
         if image.shape[0] != loaded.config.model.in_channels:
@@ -120,11 +124,10 @@ def predict_probabilities(
         )
         logits = predict_logits(loaded.model, tensor, settings, predictor=loaded.predictor)
         prob = probabilities_from_logits(logits)
-        prob_np = _map_back(prob.cpu().numpy(), image.shape[-2:], loaded.config)
-        total = prob_np if total is None else total + prob_np
-        if total.shape[0] != prob_np.shape[0]:
+        maps.append(_map_back(prob.cpu().numpy(), image.shape[-2:], loaded.config))
+        if maps[-1].shape != maps[0].shape:
             raise LapsegInputError("ensemble members predict different numbers of classes")
-    return (total / len(models)).astype(np.float32)
+    return np.mean(maps, axis=0).astype(np.float32)
 
 
 def model_mask(
@@ -148,13 +151,6 @@ def model_mask(
 
 
 OUTPUT_KINDS = ("masks", "probabilities", "labels")
-
-
-def output_stem(image_path: Path) -> str:
-    """File stem of an input (``a.ome.tif`` -> ``a``)."""
-    name = image_path.name
-    ome = next((s for s in (".ome.tiff", ".ome.tif") if name.lower().endswith(s)), None)
-    return name[: -len(ome)] if ome else image_path.stem
 
 
 def output_paths(output_dir: Path, image_path: Path, *, labels: bool) -> dict[str, Path]:

@@ -37,7 +37,7 @@ def map_to_frame(
     data = config.data
     if data.crop_or_pad is not None:
         dummy = np.zeros((1, *original_yx), dtype=np.float32)
-        _, crop_pad = center_crop_or_pad(dummy, tuple(data.crop_or_pad), mode="constant")
+        _, crop_pad = center_crop_or_pad(dummy, data.crop_or_pad, mode="constant")
         return undo_center_crop_or_pad(prob, crop_pad, fill=0)
     if data.resize is not None:
         return resize_to(prob, original_yx, order=1)

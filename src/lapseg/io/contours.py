@@ -1,7 +1,8 @@
 """Export object outlines from a label image: edge pixels, GeoJSON polygons, ImageJ ROI zip.
 
 Input is a ``(Y, X)`` label image (uint16 instance labels, 0 = background) or a binary mask
-(every connected foreground component becomes one object, labelled 1, 2, ... in scan order).
+(every 4-connected foreground component becomes one object, labelled 1, 2, ... in scan order:
+:func:`lapseg.io.labels.to_instances`).
 
 * :func:`edge_pixels` / :func:`write_edge_pixels`: the pixels of each object that touch another
   value in their 8-neighbourhood (seed 000's ``edge_pixels`` file), as CSV ``label,y,x``.
@@ -22,14 +23,16 @@ from pathlib import Path
 
 import numpy as np
 from scipy import ndimage as ndi
-from skimage.measure import find_contours, label
+from skimage.measure import find_contours
 
 from lapseg.errors import LapsegInputError
+from lapseg.io.discovery import discover_images, output_stem
 from lapseg.io.files import atomic_output, write_csv, write_text
+from lapseg.io.images import read_mask
+from lapseg.io.labels import to_instances
 
 __all__ = [
     "CONTOUR_FORMATS",
-    "as_labels",
     "contour_path",
     "edge_pixels",
     "object_polygons",
@@ -45,32 +48,6 @@ CONTOUR_FORMATS: tuple[str, ...] = ("edges", "geojson", "roi")
 _SUFFIX = {"edges": ".csv", "geojson": ".geojson", "roi": ".zip"}
 
 
-def as_labels(mask: np.ndarray) -> np.ndarray:
-    """Labels of a label image or binary mask.
-
-    Parameters
-    ----------
-    mask : (Y, X) ndarray of int or bool
-        Binary masks (bool, or integers within {0, 1} or {0, 255}) get their connected
-        components (8-connectivity) labelled 1..n; other integer images are kept as labels.
-
-    Returns
-    -------
-    labels : (Y, X) ndarray of int64
-    """
-    mask = np.asarray(mask)
-    if mask.ndim != 2:
-        raise LapsegInputError(f"label image must be (Y, X), got shape {mask.shape}")
-    if mask.dtype != np.bool_ and not np.issubdtype(mask.dtype, np.integer):
-        raise LapsegInputError(f"label image must hold integers, got dtype {mask.dtype}")
-    if mask.size and np.issubdtype(mask.dtype, np.signedinteger) and mask.min() < 0:
-        raise LapsegInputError("label image has negative labels")
-    values = set(np.unique(mask).tolist())
-    if mask.dtype == np.bool_ or values <= {0, 1} or values <= {0, 255}:
-        return label(mask != 0, connectivity=2).astype(np.int64)
-    return mask.astype(np.int64)
-
-
 def edge_pixels(mask: np.ndarray) -> np.ndarray:
     """Edge pixels of every object: object pixels with a different value among 8 neighbours.
 
@@ -79,14 +56,14 @@ def edge_pixels(mask: np.ndarray) -> np.ndarray:
     Parameters
     ----------
     mask : (Y, X) ndarray of int or bool
-        Label image or binary mask (see :func:`as_labels`).
+        Label image or binary mask (see :func:`lapseg.io.labels.to_instances`).
 
     Returns
     -------
     edges : (N, 3) ndarray of int64
         Rows ``(label, y, x)`` sorted by label, then y, then x.
     """
-    labels = as_labels(mask)
+    labels = to_instances(mask, relabel=False)
     padded = np.pad(labels, 1)
     footprint = np.ones((3, 3), bool)
     highest = ndi.maximum_filter(padded, footprint=footprint)[1:-1, 1:-1]
@@ -111,7 +88,7 @@ def object_polygons(mask: np.ndarray) -> dict[int, np.ndarray]:
         ``label -> (x, y)`` vertices (first vertex repeated at the end), in label order. Of
         an object with several parts or holes, the longest outline is kept.
     """
-    labels = as_labels(mask)
+    labels = to_instances(mask, relabel=False)
     polygons: dict[int, np.ndarray] = {}
     for index, box in enumerate(ndi.find_objects(labels), start=1):
         if box is None:
@@ -196,3 +173,14 @@ def contour_path(out_dir: str | Path, stem: str, fmt: str) -> Path:
     if fmt not in _SUFFIX:
         raise LapsegInputError(f"unknown contour format {fmt!r}; use {', '.join(CONTOUR_FORMATS)}")
     return Path(out_dir) / f"{stem}{_SUFFIX[fmt]}"
+
+
+def export_contours(labels: str | Path, out_dir: str | Path, *, fmt: str) -> list[Path]:
+    """Write the outlines of every label image (file or folder) ``labels`` to ``out_dir``.
+
+    Returns the written files, one per label image (``<stem>.geojson``, ``.zip`` or ``.csv``).
+    """
+    return [
+        write_contours(read_mask(path), contour_path(out_dir, output_stem(path), fmt), fmt=fmt)
+        for path in discover_images(labels)
+    ]

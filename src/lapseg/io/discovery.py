@@ -352,3 +352,10 @@ def discover_images(path: str | Path) -> list[Path]:
             f"no image files ({', '.join(IMAGE_EXTENSIONS)}) in folder", path=path
         )
     return files
+
+
+def output_stem(image_path: Path) -> str:
+    """File stem of an input (``a.ome.tif`` -> ``a``)."""
+    name = image_path.name
+    ome = next((s for s in (".ome.tiff", ".ome.tif") if name.lower().endswith(s)), None)
+    return name[: -len(ome)] if ome else image_path.stem

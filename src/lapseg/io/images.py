@@ -116,7 +116,10 @@ def _resolution_pixel_size(tif: tifffile.TiffFile) -> tuple[float, float] | None
         "μm",
     }:
         return None
-    tags = tif.pages[0].tags
+    page = tif.pages.first
+    if not isinstance(page, tifffile.TiffPage):
+        return None
+    tags = page.tags
     sizes = []
     for name in ("YResolution", "XResolution"):
         tag = tags.get(name)

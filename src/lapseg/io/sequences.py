@@ -37,7 +37,8 @@ from lapseg.io.images import read_image, read_mask
 _TRAILING_NUMBER = re.compile(r"(\d+)$")
 _CTC_FRAME = re.compile(r"^t(\d+)$")
 _CTC_MASK = re.compile(r"^man_seg(\d+)$")
-_SEQUENCE_LAYOUTS = ("sequences", "ctc")
+SEQUENCE_LAYOUTS = ("sequences", "ctc")
+"""Data layouts holding time-lapse sequences."""
 
 
 @dataclass(frozen=True)
@@ -104,6 +105,7 @@ class SequenceSource:
 
 def _stack_tzyx(path: Path, axes: str) -> np.ndarray:
     """A stack as a ``(T, Z, Y, X)`` array (memory-mapped when the file allows it)."""
+    array: np.ndarray
     try:
         try:
             array = tifffile.memmap(path, mode="r")
@@ -347,8 +349,8 @@ def discover_sequences(
         Missing folder, no sequence found, a gap in frame numbers, a mask without its frame.
     """
     root = Path(root)
-    if layout not in _SEQUENCE_LAYOUTS:
-        raise LapsegInputError(f"layout {layout!r} is not one of {', '.join(_SEQUENCE_LAYOUTS)}")
+    if layout not in SEQUENCE_LAYOUTS:
+        raise LapsegInputError(f"layout {layout!r} is not one of {', '.join(SEQUENCE_LAYOUTS)}")
     if not root.exists():
         raise LapsegInputError("data folder not found", path=root)
     if layout == "ctc":

@@ -30,11 +30,11 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
-from lapseg.data.masks import to_instances
 from lapseg.errors import LapsegInputError
 from lapseg.io.discovery import discover_images
 from lapseg.io.files import write_csv, write_text
 from lapseg.io.images import read_mask
+from lapseg.io.labels import to_instances
 from lapseg.metrics.evaluate import pair_predictions
 from lapseg.metrics.instance import (
     DEFAULT_THRESHOLDS,
@@ -299,7 +299,7 @@ def format_instance_table(result: InstanceEvaluation) -> str:
         f"AP mean over thresholds {result.ap_mean:.4f}",
     ]
     header = ("IoU", "TP", "FP", "FN", "precision", "recall", "F1", "AP", "mIoU", "PQ")
-    table = [header]
+    table: list[tuple[str, ...]] = [header]
     for r in result.matching:
         table.append(
             (

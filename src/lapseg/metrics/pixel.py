@@ -304,7 +304,7 @@ class MetricAccumulator:
     def confusion(self) -> np.ndarray:
         """``(K, K)`` int64 sum of all per-image confusion matrices."""
         self._require_images()
-        return np.sum(self._matrices, axis=0, dtype=np.int64)
+        return np.asarray(np.sum(self._matrices, axis=0, dtype=np.int64))
 
     def pooled(self) -> dict[str, Any]:
         """Metrics of the summed confusion matrix: every pixel of the dataset counts once."""

@@ -50,13 +50,16 @@ class UNet(nn.Module):
     ----------
     config : UNetConfig
         The architecture (also stored as ``self.config``; save ``config.to_dict()`` alongside
-        the ``state_dict``).
+        the ``state_dict``). ``out_channels`` not set (it follows the task when training)
+        builds one (sigmoid) output.
     """
 
     def __init__(self, config: UNetConfig) -> None:
         super().__init__()
         if not isinstance(config, UNetConfig):
             raise LapsegInputError(f"UNet needs a UNetConfig, got {type(config).__name__}")
+        if config.out_channels is None:
+            config = config.replace(out_channels=1)
         self.config = config
         c = config
         every = c.dropout if c.dropout_where == "all" else 0.0
@@ -85,7 +88,7 @@ class UNet(nn.Module):
             )
             f_in = 2 * f if c.skip_connections else f
             self.decoder.append(ConvStack(f_in, f, **conv_kw))
-        self.head = nn.Conv2d(c.features(0), c.out_channels, 1)
+        self.head = nn.Conv2d(c.features(0), c.outputs, 1)
         self._init_weights()
 
     def _init_weights(self) -> None:

@@ -9,7 +9,7 @@ from typing import Protocol
 
 import numpy as np
 
-from lapseg.config import AugmentationConfig
+from lapseg.config import AugmentationConfig, LapsegConfig
 from lapseg.io.images import write_png
 from lapseg.report.plots import overlay_rgb
 from lapseg.transforms.pipeline import augment_sample
@@ -21,8 +21,11 @@ GAP = 4
 class SampleLike(Protocol):
     """Anything with ``image (C, Y, X)`` and ``target (Y, X)`` (e.g. ``lapseg.data.Sample``)."""
 
-    image: np.ndarray
-    target: np.ndarray
+    @property
+    def image(self) -> np.ndarray: ...
+
+    @property
+    def target(self) -> np.ndarray: ...
 
 
 def _random_window(
@@ -128,3 +131,28 @@ def write_augmentation_preview(
     """
     tiles = augmented_tiles(samples, config, n=n, patch_size=patch_size, stage=stage, rng=rng)
     return write_png(path, tile_grid(tiles))
+
+
+def preview_dataset_augmentation(
+    config: LapsegConfig,
+    data_root: str | Path,
+    path: str | Path,
+    *,
+    n: int = 16,
+    stage: int | None = None,
+    rng: np.random.Generator | int | None = None,
+) -> Path:
+    """:func:`write_augmentation_preview` of the training split of a dataset, as the run with
+    ``config`` would prepare it."""
+    from lapseg.data.setup import prepare_run_data
+
+    run_data = prepare_run_data(config, data_root)
+    return write_augmentation_preview(
+        run_data.train,
+        config.augment,
+        path,
+        n=n,
+        patch_size=config.train.patch_size,
+        stage=stage,
+        rng=rng,
+    )

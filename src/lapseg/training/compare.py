@@ -11,16 +11,18 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from lapseg.config import LapsegConfig
 from lapseg.data.masks import mask_to_target
 from lapseg.errors import LapsegInputError
 from lapseg.inference.predict import load_model, model_mask
 from lapseg.inference.sequences import SequencePredictor
+from lapseg.io.files import write_text
 from lapseg.io.sequences import discover_sequences, read_frame_mask
 from lapseg.metrics.pixel import MetricAccumulator
 
@@ -89,9 +91,9 @@ def evaluate_run(
         predictor = SequencePredictor([loaded], source, cache_dir=Path(run_dir) / "cache")
         for t in frames:
             prob = predictor.probabilities(t)
-            if prob.shape[0] > 2:
-                raise LapsegInputError("compare scores binary (cell / background) models only")
-            pred = model_mask(loaded, prob) > 0
+            if config.data.task == "semantic":
+                raise LapsegInputError("compare scores cell / background models, not class maps")
+            pred = model_mask(loaded, prob) > 0  # foreground: cells of instance models too
             truth = mask_to_target(read_frame_mask(source, t), kind="binary", num_classes=2)
             accumulator.update(truth > 0, pred)
     if len(accumulator) == 0:
@@ -173,3 +175,29 @@ def save_compared_curves(
         ax.legend()
     fig.tight_layout()
     return _save_figure(fig, path)
+
+
+def compare_configs(
+    configs: Mapping[str, LapsegConfig],
+    data_root: str | Path,
+    out_dir: str | Path,
+    *,
+    progress: bool = True,
+    log: Callable[[str], None] = lambda _: None,
+) -> str:
+    """Train each configuration (same seeds, split and budget) into ``out_dir/<name>``, score
+    all of them on the same held-out frames and write ``comparison.md`` and ``curves.png``.
+
+    Returns the comparison table (Markdown).
+    """
+    from lapseg.training.trainer import fit
+
+    out_dir = Path(out_dir)
+    runs = []
+    for name, config in configs.items():
+        log(f"training {name}")
+        runs.append(fit(config, data_root, out_dir / name, progress=progress).run_dir)
+    table = format_comparison(compare_runs(runs, data_root))
+    save_compared_curves(runs, out_dir / "curves.png")
+    write_text(out_dir / "comparison.md", table + "\n")
+    return table

@@ -15,6 +15,9 @@ computed per image and averaged. Output folder::
       cv_summary.csv/.md   per fold: best validation loss and its epoch, test metrics; mean, std
       cv_boxplot.png       per-image test recall / precision / Dice over all folds
 
+Fold assignment lives in :mod:`lapseg.training.folds` and the summary table in
+:mod:`lapseg.training.cv_summary`; their public names are importable from here as well.
+
 Running the same call again resumes: finished folds are skipped, an interrupted fold continues
 from its ``last.pt``.
 """
@@ -23,7 +26,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -31,31 +33,23 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sklearn.model_selection import GroupKFold, KFold
 
 from lapseg.config import LapsegConfig, dump_config
 from lapseg.data.masks import mask_to_target
 from lapseg.data.split import write_split
 from lapseg.errors import LapsegInputError
-from lapseg.io.discovery import natural_sort_key
-from lapseg.io.files import format_cell, write_csv, write_json, write_text
+from lapseg.io.files import write_csv, write_json, write_text
 from lapseg.metrics.pixel import MetricAccumulator
 from lapseg.models.checkpoint import load_checkpoint
 from lapseg.report.plots import save_boxplots
-
-TEST_METRICS: tuple[str, ...] = ("recall", "precision", "dice", "iou")
-"""Per-image test metrics averaged per fold (seed 004 reports the first three)."""
-
-SUMMARY_COLUMNS: tuple[str, ...] = (
-    "fold",
-    "n_train",
-    "n_val",
-    "n_test",
-    "best_val_loss",
-    "best_val_loss_epoch",
-    "best_epoch",
-    *(f"test_{m}" for m in TEST_METRICS),
+from lapseg.training.cv_summary import (
+    SUMMARY_COLUMNS,
+    TEST_METRICS,
+    best_validation_loss,
+    format_cv_markdown,
+    summarize_folds,
 )
+from lapseg.training.folds import groups_from_pattern, make_folds
 
 
 @dataclass(frozen=True)
@@ -78,128 +72,6 @@ class CVResult:
     std: dict[str, float]
 
 
-# --------------------------------------------------------------------------- fold assignment
-
-
-def _pick_validation(
-    names: Sequence[str],
-    groups: Mapping[str, str] | None,
-    val_fraction: float,
-    rng: np.random.Generator,
-) -> set[str]:
-    """A seeded ``val_fraction`` of ``names`` (whole groups when grouped); at least one unit
-    when the fraction is positive, and at least one unit left for training."""
-    if val_fraction <= 0:
-        return set()
-    keys = sorted({groups[n] for n in names} if groups else set(names), key=natural_sort_key)
-    if len(keys) < 2:
-        raise LapsegInputError(
-            "too few samples (or groups) outside the test fold to hold out a validation set; "
-            "use fewer folds or data.val_fraction=0"
-        )
-    order = [keys[i] for i in rng.permutation(len(keys))]
-    target = max(1, round(val_fraction * len(names)))
-    chosen: list[str] = []
-    count = 0
-    for key in order[:-1]:  # the last unit always stays in training
-        if count >= target:
-            break
-        chosen.append(key)
-        count += sum(1 for n in names if (groups[n] if groups else n) == key)
-    picked = set(chosen)
-    return {n for n in names if (groups[n] if groups else n) in picked}
-
-
-def make_folds(
-    names: Sequence[str],
-    n_folds: int,
-    *,
-    groups: Mapping[str, str] | None = None,
-    seed: int = 0,
-    val_fraction: float = 0.2,
-) -> list[dict[str, list[str]]]:
-    """Deterministic k-fold assignment with a validation subset per fold.
-
-    Parameters
-    ----------
-    names : sequence of str
-        Unique sample names; their order does not matter (they are sorted naturally first).
-    n_folds : int
-        Number of folds ``k >= 2``; at most the number of samples (or groups).
-    groups : mapping of str to str, optional
-        Group of every sample (e.g. its time-lapse sequence): no group is split between two
-        folds, nor between a fold's train and val subsets.
-    seed : int, optional
-        Same seed and names -> same folds.
-    val_fraction : float, optional
-        Fraction in ``[0, 1)`` of each fold's non-test samples held out for validation (at
-        least one sample or group when positive).
-
-    Returns
-    -------
-    list of dict
-        ``k`` splits ``{"train": [...], "val": [...], "test": [...]}``, each disjoint and
-        covering ``names``; the ``"test"`` subsets of the folds partition ``names``.
-    """
-    names = sorted(names, key=natural_sort_key)
-    if len(set(names)) != len(names):
-        raise LapsegInputError("sample names must be unique for cross-validation")
-    if isinstance(n_folds, bool) or not isinstance(n_folds, int) or n_folds < 2:
-        raise LapsegInputError(f"the number of folds must be an integer >= 2, got {n_folds!r}")
-    if not 0.0 <= val_fraction < 1.0:
-        raise LapsegInputError(f"val_fraction must be in [0, 1), got {val_fraction}")
-    if groups is not None:
-        missing = [n for n in names if n not in groups]
-        if missing:
-            raise LapsegInputError(f"no group given for sample(s): {', '.join(missing[:5])}")
-        units = len({groups[n] for n in names})
-        what = "groups"
-    else:
-        units, what = len(names), "samples"
-    if n_folds > units:
-        raise LapsegInputError(f"cannot make {n_folds} folds from {units} {what}")
-    positions = np.arange(len(names))
-    if groups is None:
-        splitter = KFold(n_splits=n_folds, shuffle=True, random_state=seed)
-        parts = splitter.split(positions)
-    else:
-        labels = [groups[n] for n in names]
-        splitter = GroupKFold(n_splits=n_folds, shuffle=True, random_state=seed)
-        parts = splitter.split(positions, groups=labels)
-    folds = []
-    for k, (rest_idx, test_idx) in enumerate(parts):
-        rest = [names[i] for i in rest_idx]
-        rng = np.random.default_rng([seed, k])
-        val = _pick_validation(rest, groups, val_fraction, rng)
-        subsets = {
-            "train": [n for n in rest if n not in val],
-            "val": [n for n in rest if n in val],
-            "test": [names[i] for i in test_idx],
-        }
-        folds.append({key: sorted(v, key=natural_sort_key) for key, v in subsets.items()})
-    return folds
-
-
-def groups_from_pattern(names: Sequence[str], pattern: str) -> dict[str, str]:
-    r"""Group of each sample name: the first capture group of the regular expression
-    ``pattern`` (searched in the name), e.g. ``r"^(.*)_t\d+$"`` for ``seqA_t003``."""
-    try:
-        regex = re.compile(pattern)
-    except re.error as error:
-        raise LapsegInputError(
-            f"group pattern {pattern!r} is not a valid regex ({error})"
-        ) from None
-    if regex.groups < 1:
-        raise LapsegInputError(f"group pattern {pattern!r} needs one (capture group)")
-    groups = {}
-    for name in names:
-        match = regex.search(name)
-        if match is None or match.group(1) is None:
-            raise LapsegInputError(f"sample {name!r} does not match the group pattern {pattern!r}")
-        groups[name] = match.group(1)
-    return groups
-
-
 # --------------------------------------------------------------------------- one fold
 
 
@@ -213,18 +85,6 @@ def fold_status(run_dir: Path) -> str:
     return "done" if finished and (run_dir / "run.json").is_file() else "partial"
 
 
-def best_validation_loss(history: Sequence[Mapping[str, Any]]) -> tuple[float, int]:
-    """Lowest ``val_loss`` of a run's history and its (1-based) epoch; ``(nan, -1)`` if none."""
-    best, epoch = math.nan, -1
-    for row in history:
-        value = row.get("val_loss")
-        if value is None or math.isnan(float(value)):
-            continue
-        if epoch < 0 or float(value) < best:
-            best, epoch = float(value), int(row["epoch"])
-    return best, epoch
-
-
 def evaluate_test_images(
     run_dir: Path, names: Sequence[str], data_root: str | Path, config: LapsegConfig
 ) -> list[dict[str, Any]]:
@@ -235,7 +95,8 @@ def evaluate_test_images(
 
     loaded = load_model(run_dir, device=config.train.device)
     by_name = {s.name: s for s in discover_samples(data_root, config)}
-    num_classes = max(loaded.config.model.out_channels, 2)
+    semantic = loaded.config.data.task == "semantic"
+    num_classes = loaded.config.model.outputs if semantic else 2  # else: foreground metrics
     rows = []
     for name in names:
         image, mask = read_raw_sample(by_name[name], loaded.config)
@@ -243,7 +104,8 @@ def evaluate_test_images(
         pred = model_mask(loaded, prob)
         if num_classes == 2:
             pred = (pred > 0).astype(np.int64)
-        target = mask_to_target(mask, kind=loaded.config.data.mask_kind, num_classes=num_classes)
+        kind = loaded.config.data.mask_kind if semantic else "binary"
+        target = mask_to_target(mask, kind=kind, num_classes=num_classes)
         accumulator = MetricAccumulator(num_classes=num_classes)
         accumulator.update(target, pred)
         metrics = accumulator.pooled()
@@ -315,53 +177,6 @@ def _check_folds_file(path: Path, payload: dict[str, Any]) -> None:
             "folds, seed or validation fraction); use a new output folder",
             path=path,
         )
-
-
-def summarize_folds(rows: Sequence[Mapping[str, Any]]) -> tuple[dict[str, float], dict[str, float]]:
-    """Mean and sample standard deviation (``ddof=1``; 0 for one fold) of the numeric summary
-    columns across folds, NaN values left out."""
-    mean: dict[str, float] = {}
-    std: dict[str, float] = {}
-    for column in SUMMARY_COLUMNS[4:]:
-        if column in ("best_val_loss_epoch", "best_epoch"):
-            continue
-        values = np.array([float(r[column]) for r in rows], dtype=np.float64)
-        values = values[np.isfinite(values)]
-        mean[column] = float(values.mean()) if values.size else math.nan
-        std[column] = float(values.std(ddof=1)) if values.size > 1 else 0.0
-    return mean, std
-
-
-def format_cv_markdown(
-    rows: Sequence[Mapping[str, Any]], mean: Mapping[str, float], std: Mapping[str, float]
-) -> str:
-    """Seed-004-style table: one column per fold plus mean and std, one row per quantity."""
-    labels = {
-        "best_val_loss": "Lowest validation loss",
-        "best_val_loss_epoch": "Lowest loss epoch",
-        "best_epoch": "Selected epoch (train.monitor)",
-        "test_recall": "Avg. recall (test)",
-        "test_precision": "Avg. precision (test)",
-        "test_dice": "Avg. Dice score (test)",
-        "test_iou": "Avg. IoU (test)",
-    }
-    header = ["", *(f"Fold {r['fold']}" for r in rows), "Mean", "Std"]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for key, label in labels.items():
-        cells = [
-            str(format_cell(r[key], ".4f") if isinstance(r[key], float) else r[key]) for r in rows
-        ]
-        extra = (
-            [str(format_cell(mean[key], ".4f")), str(format_cell(std[key], ".4f"))]
-            if key in mean
-            else ["-", "-"]
-        )
-        lines.append("| " + " | ".join([label, *cells, *extra]) + " |")
-    note = (
-        "\nTest metrics are computed per image and averaged over the fold's held-out images; "
-        "Mean and Std (ddof=1) are taken across folds.\n"
-    )
-    return "\n".join(lines) + "\n" + note
 
 
 def run_cross_validation(

@@ -23,14 +23,16 @@ def train_one_epoch(
     optimizer: torch.optim.Optimizer,
     *,
     device: torch.device,
+    precision: torch.dtype | None = None,
     scaler: torch.amp.GradScaler | None = None,
     use_pixel_weights: bool = False,
     on_batch: Callable[[float], bool] | None = None,
 ) -> dict[str, float]:
     """Train ``model`` for one pass over ``loader``; returns ``{"train_loss": mean loss}``.
 
-    ``on_batch(loss)`` is called after every step (progress bar, time budget); returning
-    ``False`` ends the epoch early.
+    ``precision`` autocasts the forward pass (:func:`lapseg.device.mixed_precision`); the loss
+    is computed in float32. ``scaler`` scales float16 gradients (CUDA). ``on_batch(loss)`` is
+    called after every step (progress bar, time budget); returning ``False`` ends the epoch.
     """
     model.train()
     total, count = 0.0, 0
@@ -41,7 +43,7 @@ def train_one_epoch(
         target = batch["target"].to(device, non_blocking=True)
         weights = batch["weights"].to(device, non_blocking=True) if use_pixel_weights else None
         optimizer.zero_grad(set_to_none=True)
-        with autocast_context(device, scaler is not None):
+        with autocast_context(device, precision):
             logits = model(image)
         loss = loss_fn(logits.float(), target, pixel_weights=weights)
         if scaler is not None:
@@ -68,7 +70,7 @@ def validate(
     predict: PredictConfig,
     device: torch.device,
     num_classes: int,
-    amp: bool = False,
+    precision: torch.dtype | None = None,
 ) -> dict[str, float]:
     """Whole-image validation: mean loss per image and pooled Dice/IoU over all pixels.
 
@@ -79,7 +81,7 @@ def validate(
     losses = []
     for sample in samples:
         image = torch.from_numpy(sample.image).to(device)
-        logits = predict_logits(model, image, predict, amp=amp)
+        logits = predict_logits(model, image, predict, precision=precision)
         target = torch.from_numpy(sample.target).to(device)
         losses.append(float(loss_fn(logits[None], target[None])))
         labels = _classes(logits)

@@ -352,8 +352,14 @@ def apply_geometry(
         return [None if a is None else a.copy() for a in arrays]
     odd_turn_of_rectangle = params.k_rot90 % 2 == 1 and shape[0] != shape[1]
     if not params.needs_resampling and not odd_turn_of_rectangle:
-        kwargs = {"k_rot90": params.k_rot90, "flip_y": params.flip_y, "flip_x": params.flip_x}
-        return [None if a is None else dihedral_transform(a, **kwargs) for a in arrays]
+        return [
+            None
+            if a is None
+            else dihedral_transform(
+                a, k_rot90=params.k_rot90, flip_y=params.flip_y, flip_x=params.flip_x
+            )
+            for a in arrays
+        ]
     coords = coordinate_map((int(shape[0]), int(shape[1])), params)
     return [
         None if a is None else warp(a, coords, order=order)

@@ -13,6 +13,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from lapseg.errors import optional_import
 from lapseg.io.files import atomic_output, write_csv
 
 
@@ -25,7 +26,7 @@ def write_trials_csv(study: Any, path: Path) -> Path:
     columns = ["number", "state", "value", *keys, "epochs_reported", "duration_s", "run_dir"]
     rows = []
     for trial in trials:
-        duration = trial.duration.total_seconds() if trial.duration is not None else ""
+        duration = "" if trial.duration is None else round(trial.duration.total_seconds(), 2)
         rows.append(
             {
                 "number": trial.number,
@@ -33,7 +34,7 @@ def write_trials_csv(study: Any, path: Path) -> Path:
                 "value": "" if trial.value is None else f"{trial.value:.6g}",
                 **{k: trial.params.get(k, "") for k in keys},
                 "epochs_reported": len(trial.intermediate_values),
-                "duration_s": duration if duration == "" else round(duration, 2),
+                "duration_s": duration,
                 "run_dir": trial.user_attrs.get("run_dir", ""),
             }
         )
@@ -50,7 +51,7 @@ def _save(fig: Figure, path: Path) -> Path:
 
 def plot_optimization_history(study: Any, path: Path) -> Path:
     """Objective value per completed trial and the best value so far."""
-    import optuna
+    optuna = optional_import("optuna", extra="search", purpose="hyperparameter search")
 
     done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     fig = Figure(figsize=(6.0, 4.0))

@@ -32,7 +32,7 @@ from lapseg.config import (
     read_yaml,
     set_key,
 )
-from lapseg.errors import LapsegInputError
+from lapseg.errors import LapsegInputError, optional_import
 from lapseg.io.files import write_text
 from lapseg.tuning.reports import (
     plot_optimization_history,
@@ -200,7 +200,11 @@ def suggest(trial: Any, param: SearchParam) -> Any:
         return trial.suggest_categorical(param.key, list(param.choices))
     if param.kind == "int":
         return trial.suggest_int(
-            param.key, int(param.low), int(param.high), step=int(param.step or 1), log=param.log
+            param.key,
+            int(param.low or 0),
+            int(param.high or 0),
+            step=int(param.step or 1),
+            log=param.log,
         )
     return trial.suggest_float(param.key, param.low, param.high, step=param.step, log=param.log)
 
@@ -225,7 +229,7 @@ class SearchResult:
 
 
 def _make_pruner(name: str) -> Any:
-    import optuna
+    optuna = optional_import("optuna", extra="search", purpose="hyperparameter search")
 
     if name == "hyperband":
         return optuna.pruners.HyperbandPruner(min_resource=1, reduction_factor=3)
@@ -286,7 +290,7 @@ def run_search(
     progress : bool, optional
         Show each trial's training progress bar.
     """
-    import optuna
+    optuna = optional_import("optuna", extra="search", purpose="hyperparameter search")
 
     from lapseg.training.trainer import fit
 
@@ -308,7 +312,10 @@ def run_search(
     maximize = direction == "maximize"
 
     study = optuna.create_study(
-        storage=storage, study_name=study_name, direction=direction, load_if_exists=True
+        storage=storage,
+        study_name=study_name,
+        direction="maximize" if maximize else "minimize",
+        load_if_exists=True,
     )
     if study.direction.name.lower() != direction:
         raise LapsegInputError(
@@ -322,7 +329,7 @@ def run_search(
         pruner=_make_pruner(pruner),
     )
 
-    def objective(trial: optuna.Trial) -> float:
+    def objective(trial: Any) -> float:  # an optuna.Trial
         values = {p.key: suggest(trial, p) for p in params}
         trial_config = apply_params(config, values)
         run_dir = out_dir / "trials" / f"{trial.number:03d}"
@@ -341,7 +348,7 @@ def run_search(
         trial.set_user_attr("stopped_because", result.stopped_because)
         return _objective_value(result.history, metric, maximize)
 
-    def write_table(study: optuna.Study, _trial: Any) -> None:
+    def write_table(study: Any, _trial: Any) -> None:  # an optuna.Study
         write_trials_csv(study, out_dir / "trials.csv")
 
     study.optimize(objective, n_trials=n_trials, callbacks=[write_table], catch=())
@@ -356,7 +363,7 @@ def write_search_reports(
 ) -> SearchResult:
     """Write ``trials.csv``, ``optimization_history.png``, ``param_importances.png`` (with at
     least 2 complete trials) and ``best_config.yaml`` (with a complete trial)."""
-    import optuna
+    optuna = optional_import("optuna", extra="search", purpose="hyperparameter search")
 
     state = optuna.trial.TrialState
     trials = study.trials

@@ -1,0 +1,45 @@
+"""The ``lapseg`` command line: argument parsing (:mod:`~lapseg.cli.parsers`) and one library
+call per subcommand (:mod:`~lapseg.cli.commands`).
+
+Bad input of any kind ends with one line ``lapseg: error: <file>: <problem>`` on stderr and exit
+code 2, never a traceback. Ctrl-C during training saves a checkpoint and exits with code 130.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+
+from lapseg.cli.commands import COMMANDS
+from lapseg.cli.parsers import build_parser
+from lapseg.errors import LapsegInputError
+
+__all__ = ["build_parser", "main"]
+
+EXIT_INPUT_ERROR = 2
+EXIT_INTERRUPTED = 130
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``lapseg`` console script; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except LapsegInputError as error:
+        print(f"lapseg: error: {error}", file=sys.stderr)
+        return EXIT_INPUT_ERROR
+    except KeyboardInterrupt:
+        print(
+            "lapseg: interrupted; a checkpoint was saved where training was running "
+            "(continue with: lapseg train --resume --data ... --out RUN_DIR)",
+            file=sys.stderr,
+        )
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:  # `lapseg config | head`: the reader left; not an error
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - silences the flush at exit
+        return 0
+    except OSError as error:  # unwritable output folder, disk full, ...
+        where = f"{error.filename}: " if getattr(error, "filename", None) else ""
+        print(f"lapseg: error: {where}{error.strerror or error}", file=sys.stderr)
+        return EXIT_INPUT_ERROR

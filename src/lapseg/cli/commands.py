@@ -1,0 +1,331 @@
+"""The handlers of the ``lapseg`` subcommands: each maps its arguments to one library call
+and prints what it wrote. Bad input raises :class:`~lapseg.errors.LapsegInputError` (the entry
+point turns it into one line on stderr and exit code 2)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from lapseg.errors import LapsegInputError
+
+
+def _require(path: Path, what: str = "data folder") -> Path:
+    if not path.exists():
+        raise LapsegInputError(f"{what} not found", path=path)
+    return path
+
+
+def _write_report_or_warn(
+    run_dir: Path,
+    *,
+    evaluation_dir: Path | None = None,
+    predictions_dir: Path | None = None,
+    truth_dir: Path | None = None,
+    images_dir: Path | None = None,
+) -> None:
+    """The run report after train/evaluate; a report problem never fails the finished work."""
+    from lapseg.report.html import build_report
+
+    try:
+        path = build_report(
+            run_dir,
+            evaluation_dir=evaluation_dir,
+            predictions_dir=predictions_dir,
+            truth_dir=truth_dir,
+            images_dir=images_dir,
+        )
+        print(f"report: {path}")
+    except Exception as error:  # the training result stands; say what failed
+        print(
+            f"lapseg: warning: no report written ({type(error).__name__}: {error})", file=sys.stderr
+        )
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from lapseg.config import load_config
+    from lapseg.training.trainer import fit
+
+    if args.resume and (args.config or args.overrides):
+        raise LapsegInputError("--resume uses the run's stored configuration; drop --config/--set")
+    overrides = [*args.overrides, *([f"train.device={args.device}"] if args.device else [])]
+    config = load_config(args.config, overrides)
+    result = fit(
+        config, _require(args.data), args.out, resume=args.resume, progress=not args.no_progress
+    )
+    _write_report_or_warn(result.run_dir)
+    print(f"run folder: {result.run_dir}")
+    print(
+        f"best epoch {result.best_epoch}: {result.best_metric:.4f} ({config.train.monitor}); "
+        f"stopped by {result.stopped_because}"
+    )
+    return 0
+
+
+def run_predict(args: argparse.Namespace) -> int:
+    from tqdm.auto import tqdm
+
+    from lapseg.inference.predict import load_model, predict_files, with_overrides
+    from lapseg.inference.tta import dihedral_tta
+    from lapseg.io.discovery import discover_images
+
+    device = args.device or "auto"
+    models = [load_model(path, device=device, engine=args.engine) for path in args.model]
+    if args.tta:
+        models = [m.with_predictor(dihedral_tta(m.predictor)) for m in models]
+    settings = with_overrides(
+        models[0].config.predict,
+        tile_size=tuple(args.tile_size) if args.tile_size else None,
+        overlap=args.overlap,
+        blend=args.blend,
+        batch_size=args.batch_size,
+        threshold_method=args.threshold_method,
+        threshold=args.threshold,
+    )
+    if settings.threshold_method == "tuned" and models[0].config.model.outputs != 1:
+        raise LapsegInputError("--threshold-method tuned applies to binary (sigmoid) models only")
+    data = models[0].config.data
+    if data.layout in ("sequences", "ctc"):  # a time-lapse model: one mask per frame
+        from lapseg.inference.sequences import predict_sequences
+        from lapseg.io.sequences import discover_sequences
+
+        sources = discover_sequences(
+            args.input,
+            layout=data.layout,
+            axes=args.axes or data.axes,
+            truth=models[0].config.temporal.truth,
+        )
+        with tqdm(unit="frame", disable=args.no_progress) as bar:
+
+            def on_frame(done: int, total: int) -> None:
+                bar.total = total  # of the current sequence
+                bar.update(1)
+
+            masks = predict_sequences(
+                models, sources, args.output, predict=settings, on_frame=on_frame
+            )
+        n_frames = sum(len(paths) for paths in masks.values())
+        print(
+            f"wrote {n_frames} frame mask(s) of {len(masks)} sequence(s) to {args.output / 'masks'}"
+        )
+        return 0
+    inputs = discover_images(args.input)
+    with tqdm(total=len(inputs), unit="image", disable=args.no_progress) as bar:
+        written = predict_files(
+            models,
+            inputs,
+            args.output,
+            axes=args.axes,
+            predict=settings,
+            labels=args.labels,
+            on_image=lambda _: bar.update(1),
+        )
+    print(
+        f"wrote {len(written)} mask(s) to {args.output / 'masks'} and probabilities to "
+        f"{args.output / 'probabilities'}"
+    )
+    return 0
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    if args.instances:
+        from lapseg.metrics.evaluate_instances import (
+            evaluate_instance_folders,
+            format_instance_table,
+        )
+
+        instance_result = evaluate_instance_folders(args.pred, args.truth, out_dir=args.out)
+        print(format_instance_table(instance_result))
+        if args.out is not None:
+            print(f"wrote instances_per_image.csv and instances_summary.json to {args.out}")
+        return 0
+    from lapseg.metrics.evaluate import evaluate_folders, format_metrics_table
+    from lapseg.report.plots import save_evaluation_boxplots
+
+    if args.run is not None and args.out is None:
+        raise LapsegInputError("--run needs --out (the report reads the evaluation files)")
+    result = evaluate_folders(args.pred, args.truth, num_classes=args.num_classes, out_dir=args.out)
+    print(format_metrics_table(result))
+    if args.out is not None:
+        save_evaluation_boxplots(result, args.out)
+        print(f"wrote per_image.csv, summary.json and boxplots to {args.out}")
+    if args.run is not None:
+        _write_report_or_warn(
+            args.run,
+            evaluation_dir=args.out,
+            predictions_dir=args.pred,
+            truth_dir=args.truth,
+            images_dir=args.images,
+        )
+    return 0
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    from lapseg.demo import run_demo as demo
+
+    demo(
+        args.out,
+        minutes=args.minutes,
+        device=args.device or "auto",
+        progress=not args.no_progress,
+        log=print,
+    )
+    return 0
+
+
+def run_cv(args: argparse.Namespace) -> int:
+    from lapseg.config import load_config
+    from lapseg.data.setup import discover_samples
+    from lapseg.training.cv import groups_from_pattern, run_cross_validation
+
+    config = load_config(args.config, args.overrides)
+    groups = None
+    if args.group_pattern:
+        names = [s.name for s in discover_samples(_require(args.data), config)]
+        groups = groups_from_pattern(names, args.group_pattern)
+    result = run_cross_validation(
+        config,
+        _require(args.data),
+        args.out,
+        n_folds=args.folds,
+        groups=groups,
+        progress=not args.no_progress,
+    )
+    print((result.out_dir / "cv_summary.md").read_text(encoding="utf-8"))
+    return 0
+
+
+def run_search(args: argparse.Namespace) -> int:
+    from lapseg.config import load_config
+    from lapseg.tuning.search import load_search_space, run_search
+
+    config = load_config(args.config, args.overrides)
+    result = run_search(
+        config,
+        _require(args.data),
+        load_search_space(args.space),
+        args.out,
+        n_trials=args.trials,
+        storage=args.storage,
+        study_name=args.study_name,
+        metric=args.metric,
+        direction=args.direction,
+        pruner=args.pruner,
+        seed=args.seed,
+    )
+    print(
+        f"{result.n_trials_total} trial(s) in study {result.study_name!r} "
+        f"({result.n_complete} complete, {result.n_pruned} pruned)"
+    )
+    if result.best_value is None:
+        print("no trial completed yet")
+        return 0
+    print(f"best {args.metric}: {result.best_value:.4f} with {result.best_params}")
+    print(f"ready-to-train config: {result.best_config}")
+    return 0
+
+
+def run_report(args: argparse.Namespace) -> int:
+    from lapseg.report.html import build_report
+
+    path = build_report(
+        _require(args.run, "run folder"),
+        evaluation_dir=args.evaluation,
+        predictions_dir=args.predictions,
+        images_dir=args.images,
+        truth_dir=args.truth,
+        feature_maps=args.feature_maps,
+        max_overlays=args.max_overlays,
+    )
+    print(f"wrote {path}")
+    return 0
+
+
+def run_baseline(args: argparse.Namespace) -> int:
+    from lapseg.baseline.pipeline import predict_baseline, train_baseline
+
+    if args.baseline_command == "train":
+        from lapseg.config import load_config
+
+        config = load_config(args.config, args.overrides)
+        out = train_baseline(_require(args.data), args.out, config, settings=config.baseline)
+        print(f"baseline model folder: {out}")
+        return 0
+    from tqdm.auto import tqdm
+
+    with tqdm(unit="image", disable=args.no_progress) as bar:
+        written = predict_baseline(
+            args.model, [args.input], args.output, axes=args.axes, on_image=lambda _: bar.update(1)
+        )
+    print(f"wrote {len(written)} mask(s) to {args.output / 'masks'}")
+    return 0
+
+
+def run_export_contours(args: argparse.Namespace) -> int:
+    from lapseg.io.contours import export_contours
+
+    files = export_contours(args.labels, args.out, fmt=args.format)
+    print(f"wrote {len(files)} {args.format} file(s) to {args.out}")
+    return 0
+
+
+def run_augment_preview(args: argparse.Namespace) -> int:
+    from lapseg.config import load_config
+    from lapseg.report.preview import preview_dataset_augmentation
+
+    if args.n < 1:
+        raise LapsegInputError("--n must be >= 1")
+    config = load_config(args.config, args.overrides)
+    path = preview_dataset_augmentation(
+        config, _require(args.data), args.out, n=args.n, stage=args.stage, rng=args.seed
+    )
+    print(f"wrote {path}")
+    return 0
+
+
+def run_compare(args: argparse.Namespace) -> int:
+    from lapseg.config import load_config
+    from lapseg.training.compare import compare_configs
+
+    if args.config_a.stem == args.config_b.stem:
+        raise LapsegInputError("the two configurations need different file names (run folders)")
+    configs = {
+        path.stem: load_config(path, args.overrides) for path in (args.config_a, args.config_b)
+    }
+    table = compare_configs(
+        configs, _require(args.data), args.out, progress=not args.no_progress, log=print
+    )
+    print(table)
+    print(f"learning curves: {args.out / 'curves.png'}")
+    return 0
+
+
+def run_config(args: argparse.Namespace) -> int:
+    from lapseg.config import dump_config, load_config
+    from lapseg.config.reference import configuration_reference, json_schema
+
+    if args.schema:
+        print(json.dumps(json_schema(), indent=2))
+    elif args.reference:
+        print(configuration_reference(), end="")
+    else:
+        print(dump_config(load_config(args.config, args.overrides)), end="")
+    return 0
+
+
+COMMANDS = {
+    "train": run_train,
+    "predict": run_predict,
+    "evaluate": run_evaluate,
+    "demo": run_demo,
+    "cv": run_cv,
+    "search": run_search,
+    "report": run_report,
+    "baseline": run_baseline,
+    "export-contours": run_export_contours,
+    "augment-preview": run_augment_preview,
+    "compare": run_compare,
+    "config": run_config,
+}

@@ -1,0 +1,303 @@
+"""The ``lapseg`` command line: argument definitions only (handlers are in ``commands``).
+
+Options shared by several commands come from parent parsers, so they read the same everywhere:
+``--set KEY=VALUE`` (configuration overrides), ``--device``, ``--no-progress``.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from lapseg import __version__
+
+
+def _overrides() -> argparse.ArgumentParser:
+    parent = argparse.ArgumentParser(add_help=False)
+    parent.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override one option, e.g. --set train.lr=1e-3 --set model.preset=stemnet "
+        "(repeatable; applied after the configuration file)",
+    )
+    return parent
+
+
+def _device() -> argparse.ArgumentParser:
+    parent = argparse.ArgumentParser(add_help=False)
+    parent.add_argument(
+        "--device", default=None, help="cpu, cuda, cuda:1, mps (default: auto-detect)"
+    )
+    return parent
+
+
+def _progress() -> argparse.ArgumentParser:
+    parent = argparse.ArgumentParser(add_help=False)
+    parent.add_argument(
+        "--no-progress",
+        action="store_true",
+        help="no progress bar (long work prints one line per epoch or file instead)",
+    )
+    return parent
+
+
+OVERRIDES, DEVICE, PROGRESS = _overrides(), _device(), _progress()
+
+
+def _config_and_data(p: argparse.ArgumentParser) -> None:
+    p.add_argument("config", type=Path, nargs="?", help="YAML configuration (optional)")
+    p.add_argument("--data", required=True, type=Path, help="dataset folder (as for train)")
+
+
+def _add_train(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "train",
+        parents=[OVERRIDES, DEVICE, PROGRESS],
+        help="train a U-Net on a folder of images and masks",
+        description=(
+            "Train a U-Net. The data folder holds images/ and masks/ paired by file stem "
+            "(or set data.layout). Configuration: defaults <- --config YAML <- --set overrides. "
+            "The run folder receives config.yaml, split.json, best.pt, last.pt, history.csv, "
+            "curves.png and run.json."
+        ),
+    )
+    p.add_argument("--data", required=True, type=Path, help="dataset folder (or CSV/JSON list)")
+    p.add_argument(
+        "--out",
+        required=True,
+        type=Path,
+        help="run folder to create (new or empty unless --resume)",
+    )
+    p.add_argument("--config", type=Path, help="YAML configuration file (see configs/)")
+    p.add_argument(
+        "--resume", action="store_true", help="continue the run in --out from its last.pt exactly"
+    )
+
+
+def _add_predict(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "predict",
+        parents=[DEVICE, PROGRESS],
+        help="segment images of any size with a trained model",
+        description=(
+            "Apply one model (or an ensemble: several --model paths, probabilities averaged) to an "
+            "image file or a folder of images. Writes OUTPUT/masks/<stem>.tif (0/255 for binary "
+            "models, class indices otherwise) and OUTPUT/probabilities/<stem>.tif (float32)."
+        ),
+    )
+    p.add_argument(
+        "--model", required=True, nargs="+", type=Path, help="checkpoint file(s) or run folder(s)"
+    )
+    p.add_argument("--input", required=True, type=Path, help="image file or folder of images")
+    p.add_argument("--output", required=True, type=Path, help="output folder (never the input's)")
+    p.add_argument("--axes", help="axes of the input files, e.g. YX, YXC, CYX (default: metadata)")
+    p.add_argument("--tile-size", type=int, nargs=2, metavar=("Y", "X"), help="tile size")
+    p.add_argument("--overlap", type=float, help="tile overlap fraction in [0, 1)")
+    p.add_argument("--blend", choices=("gaussian", "constant", "crop"), help="tile blending")
+    p.add_argument("--batch-size", type=int, help="tiles per forward pass")
+    p.add_argument(
+        "--threshold-method",
+        choices=("fixed", "otsu", "tuned"),
+        help="fixed (--threshold), otsu (per image) or tuned (stored with the model)",
+    )
+    p.add_argument("--threshold", type=float, help="probability threshold for the fixed method")
+    p.add_argument(
+        "--labels",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="also write instance label images to OUTPUT/labels/ (default: on for 3-class "
+        "models; binary models use connected components, see postprocess.* settings)",
+    )
+    p.add_argument(
+        "--tta", action="store_true", help="test-time augmentation: the 8 flips/rotations (~8x)"
+    )
+    p.add_argument(
+        "--engine", choices=("torch", "onnx"), help="inference engine (default: the model's)"
+    )
+
+
+def _add_evaluate(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "evaluate",
+        help="pixel (or instance) metrics of predictions against ground truth",
+        description=(
+            "Compare predicted masks with ground-truth masks paired by file stem. Prints pooled "
+            "metrics (confusion counts summed over all images) and per-image means; writes "
+            "per_image.csv, summary.json and boxplots to --out."
+        ),
+    )
+    p.add_argument("--pred", required=True, type=Path, help="prediction folder")
+    p.add_argument("--truth", required=True, type=Path, help="ground-truth mask folder")
+    p.add_argument("--out", type=Path, help="folder for per_image.csv, summary.json, boxplots")
+    p.add_argument("--num-classes", type=int, default=2, help="classes incl. background")
+    p.add_argument("--run", type=Path, help="run folder whose report.html is rewritten")
+    p.add_argument("--images", type=Path, help="input images of the predictions (overlays)")
+    p.add_argument(
+        "--instances",
+        action="store_true",
+        help="instance metrics instead: CTC SEG, matching at IoU 0.5:0.95 (precision, recall, "
+        "F1, AP = TP/(TP+FP+FN), panoptic quality), splits and merges",
+    )
+
+
+def _add_demo(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "demo",
+        parents=[DEVICE, PROGRESS],
+        help="generate synthetic cells, train, predict, evaluate (a few minutes on a CPU)",
+        description="The whole pipeline on built-in synthetic microscopy data.",
+    )
+    p.add_argument("--out", type=Path, default=Path("runs/demo"), help="demo folder")
+    p.add_argument("--minutes", type=float, default=3.0, help="training budget (default 3)")
+
+
+def _add_cv(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "cv",
+        parents=[OVERRIDES, PROGRESS],
+        help="k-fold cross-validation with a per-fold table (004's protocol)",
+        description=(
+            "Deterministic k-fold cross-validation: fold k's held-out part is its test set, the "
+            "rest is split into training and validation. One run folder per fold, then "
+            "cv_summary.csv/.md and cv_boxplot.png. Rerun the same command to resume."
+        ),
+    )
+    _config_and_data(p)
+    p.add_argument("--out", required=True, type=Path, help="CV folder")
+    p.add_argument("--folds", type=int, default=5, help="number of folds (default 5)")
+    p.add_argument(
+        "--group-pattern",
+        help="regex whose first group names a sample's group; no group is split across folds",
+    )
+
+
+def _add_search(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "search",
+        parents=[OVERRIDES],
+        help="Bayesian hyperparameter search (Optuna TPE + pruning)",
+        description=(
+            "Optuna TPE search over a YAML search space of dotted config keys; trials are pruned "
+            "on the per-epoch validation metric. The study lives in SQLite (OUT/study.db) so the "
+            "same command resumes it. Writes best_config.yaml, trials.csv and plots."
+        ),
+    )
+    _config_and_data(p)
+    p.add_argument("--space", required=True, type=Path, help="YAML search space")
+    p.add_argument("--trials", type=int, default=20, help="trials to add in this call")
+    p.add_argument("--out", required=True, type=Path, help="search folder")
+    p.add_argument("--storage", help="Optuna storage URL (default sqlite:///OUT/study.db)")
+    p.add_argument("--study-name", help="study name (default: from the folder)")
+    p.add_argument("--metric", default="val_dice", help="history column to optimise")
+    p.add_argument("--direction", choices=("maximize", "minimize"), default="maximize")
+    p.add_argument("--pruner", choices=("hyperband", "median", "none"), default="hyperband")
+    p.add_argument("--seed", type=int, default=0, help="sampler seed")
+
+
+def _add_report(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "report",
+        help="write RUN_DIR/report.html (self-contained: config, curves, metrics, overlays)",
+    )
+    p.add_argument("run", type=Path, help="run folder (from lapseg train)")
+    p.add_argument("--evaluation", type=Path, help="folder written by lapseg evaluate --out")
+    p.add_argument("--predictions", type=Path, help="folder written by lapseg predict")
+    p.add_argument("--images", type=Path, help="input images of the predictions (for overlays)")
+    p.add_argument("--truth", type=Path, help="ground-truth masks (for overlays)")
+    p.add_argument("--feature-maps", action="store_true", help="add per-level feature maps")
+    p.add_argument("--max-overlays", type=int, default=8, help="overlays to show (default 8)")
+
+
+def _add_baseline(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "baseline",
+        help="random-forest pixel classifier (the ilastik approach) to compare with",
+    )
+    baseline = p.add_subparsers(dest="baseline_command", required=True, metavar="ACTION")
+    train = baseline.add_parser("train", parents=[OVERRIDES], help="train the forest")
+    train.add_argument("--data", required=True, type=Path, help="dataset folder (as for train)")
+    train.add_argument("--out", required=True, type=Path, help="model folder to create")
+    train.add_argument("--config", type=Path, help="YAML configuration (baseline.* section)")
+    predict = baseline.add_parser("predict", parents=[PROGRESS], help="apply a trained forest")
+    predict.add_argument("--model", required=True, type=Path, help="model folder")
+    predict.add_argument("--input", required=True, type=Path, help="image file or folder")
+    predict.add_argument("--output", required=True, type=Path, help="output folder")
+    predict.add_argument("--axes", help="axes of the input files (default: from metadata)")
+
+
+def _add_export_contours(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "export-contours",
+        help="object outlines as GeoJSON, ImageJ/Fiji ROI zip or edge-pixel CSV",
+    )
+    p.add_argument("--labels", required=True, type=Path, help="label image file or folder")
+    p.add_argument("--out", required=True, type=Path, help="output folder")
+    p.add_argument("--format", choices=("geojson", "roi", "edges"), default="geojson")
+
+
+def _add_augment_preview(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "augment-preview",
+        parents=[OVERRIDES],
+        help="PNG grid of augmented training patches with the mask outline",
+    )
+    _config_and_data(p)
+    p.add_argument("--out", type=Path, default=Path("augment-preview.png"), help="PNG to write")
+    p.add_argument("--n", type=int, default=16, help="number of samples (default 16)")
+    p.add_argument("--stage", type=int, help="curriculum stage (default: every transform on)")
+    p.add_argument("--seed", type=int, default=0, help="random seed")
+
+
+def _add_compare(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "compare",
+        parents=[OVERRIDES, PROGRESS],
+        help="train two configurations on the same split and budget; 000's Table 3 side by side",
+    )
+    p.add_argument("config_a", type=Path, help="first YAML configuration")
+    p.add_argument("config_b", type=Path, help="second YAML configuration")
+    p.add_argument("--data", required=True, type=Path, help="dataset (same for both)")
+    p.add_argument("--out", required=True, type=Path, help="comparison folder")
+
+
+def _add_config(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "config",
+        parents=[OVERRIDES],
+        help="print the resolved configuration (or the reference / JSON schema)",
+    )
+    p.add_argument("config", type=Path, nargs="?", help="YAML configuration (optional)")
+    shown = p.add_mutually_exclusive_group()
+    shown.add_argument("--schema", action="store_true", help="the JSON schema of config files")
+    shown.add_argument(
+        "--reference", action="store_true", help="the Markdown reference of every key"
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``lapseg`` command."""
+    parser = argparse.ArgumentParser(
+        prog="lapseg",
+        description="Train, apply and evaluate U-Nets for microscopy segmentation.",
+    )
+    parser.add_argument("--version", action="version", version=f"lapseg {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add in (
+        _add_train,
+        _add_predict,
+        _add_evaluate,
+        _add_demo,
+        _add_cv,
+        _add_search,
+        _add_report,
+        _add_baseline,
+        _add_export_contours,
+        _add_augment_preview,
+        _add_compare,
+        _add_config,
+    ):
+        add(sub)
+    return parser
