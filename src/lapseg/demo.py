@@ -24,11 +24,11 @@ from lapseg.inference.predict import load_model, predict_files
 from lapseg.io.discovery import discover_images
 from lapseg.io.images import read_image, read_mask
 from lapseg.metrics.evaluate import evaluate_folders, format_metrics_table
+from lapseg.metrics.evaluate_instances import evaluate_instance_folders, format_instance_table
 from lapseg.report.plots import save_evaluation_boxplots, save_overlay
 from lapseg.training.trainer import fit
 
 DEMO_OVERRIDES = [
-    "train.epochs=30",
     "train.patch_size=[128, 128]",
     "train.patches_per_epoch=64",
     "train.batch_size=8",
@@ -74,7 +74,7 @@ def run_demo(
     )
     result = fit(config, out / "data" / "train", out / "run", progress=progress)
     log(
-        f"      best epoch {result.best_epoch} (validation Dice {result.best_metric:.3f}), "
+        f"      best epoch {result.best_epoch} ({result.monitor} {result.best_metric:.3f}), "
         f"stopped by {result.stopped_because}"
     )
 
@@ -89,6 +89,11 @@ def run_demo(
     )
     save_evaluation_boxplots(evaluation, out / "evaluation")
     log(format_metrics_table(evaluation))
+    if (out / "predictions" / "labels").is_dir():  # an instance model: cells as label images
+        instances = evaluate_instance_folders(
+            out / "predictions", out / "data" / "test" / "masks", out_dir=out / "evaluation"
+        )
+        log(format_instance_table(instances))
     for path in inputs[:4]:
         image = read_image(path).array[0].astype(np.float32)
         truth = read_mask(out / "data" / "test" / "masks" / path.name) > 0

@@ -58,7 +58,7 @@ def run_train(args: argparse.Namespace) -> int:
     _write_report_or_warn(result.run_dir)
     print(f"run folder: {result.run_dir}")
     print(
-        f"best epoch {result.best_epoch}: {result.best_metric:.4f} ({config.train.monitor}); "
+        f"best epoch {result.best_epoch}: {result.best_metric:.4f} ({result.monitor}); "
         f"stopped by {result.stopped_because}"
     )
     return 0
@@ -72,7 +72,10 @@ def run_predict(args: argparse.Namespace) -> int:
     from lapseg.io.discovery import discover_images
 
     device = args.device or "auto"
-    models = [load_model(path, device=device, engine=args.engine) for path in args.model]
+    models = [
+        load_model(path, device=device, engine=args.engine).with_overrides(args.overrides)
+        for path in args.model
+    ]
     if args.tta:
         models = [m.with_predictor(dihedral_tta(m.predictor)) for m in models]
     settings = with_overrides(
@@ -87,7 +90,8 @@ def run_predict(args: argparse.Namespace) -> int:
     if settings.threshold_method == "tuned" and models[0].config.model.outputs != 1:
         raise LapsegInputError("--threshold-method tuned applies to binary (sigmoid) models only")
     data = models[0].config.data
-    if data.layout in ("sequences", "ctc"):  # a time-lapse model: one mask per frame
+    temporal = any(m.config.temporal.context > 0 for m in models)
+    if temporal and data.layout in ("sequences", "ctc"):  # frames t-k..t+k: needs sequences
         from lapseg.inference.sequences import predict_sequences
         from lapseg.io.sequences import discover_sequences
 

@@ -80,7 +80,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
 def _add_predict(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "predict",
-        parents=[DEVICE, PROGRESS],
+        parents=[OVERRIDES, DEVICE, PROGRESS],
         help="segment images of any size with a trained model",
         description=(
             "Apply one model (or an ensemble: several --model paths, probabilities averaged) to an "
@@ -108,7 +108,7 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
         "--labels",
         action=argparse.BooleanOptionalAction,
         default=None,
-        help="also write instance label images to OUTPUT/labels/ (default: on for 3-class "
+        help="also write instance label images to OUTPUT/labels/ (default: on for instance "
         "models; binary models use connected components, see postprocess.* settings)",
     )
     p.add_argument(

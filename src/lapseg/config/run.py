@@ -30,6 +30,7 @@ __all__ = [
     "dump_config",
     "load_config",
     "merge_overrides",
+    "override_prediction_settings",
     "parse_override",
     "read_yaml",
     "set_key",
@@ -157,6 +158,27 @@ def merge_overrides(values: dict[str, Any], overrides: list[str]) -> dict[str, A
         parts, value = parse_override(text)
         set_key(merged, parts, value, what=f"override {text!r}")
     return merged
+
+
+PREDICTION_SECTIONS = ("predict", "postprocess")
+"""Sections a trained model's settings may be changed in when predicting."""
+
+
+def override_prediction_settings(config: LapsegConfig, overrides: list[str]) -> LapsegConfig:
+    """A trained model's configuration with ``--set predict.*`` / ``postprocess.*`` overrides.
+
+    Other sections describe how the model was trained and cannot change at prediction time.
+    """
+    for text in overrides:
+        parts, _ = parse_override(text)
+        if parts[0] not in PREDICTION_SECTIONS:
+            raise LapsegInputError(
+                f"override {text!r}: only {' and '.join(s + '.*' for s in PREDICTION_SECTIONS)} "
+                "settings can change at prediction time"
+            )
+    if not overrides:
+        return config
+    return config_from_dict(merge_overrides(config.to_dict(), overrides))
 
 
 def read_yaml(path: str | Path) -> dict[str, Any]:

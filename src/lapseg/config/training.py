@@ -22,7 +22,7 @@ LossName = Literal["ce", "dice", "jaccard", "tversky", "focal", "dice_ce"]
 ClassWeighting = Literal["none", "median_frequency", "inverse_frequency", "total_ratio", "fixed"]
 Optimizer = Literal["sgd", "adam", "adamw"]
 Schedule = Literal["none", "exponential", "piecewise", "cosine", "plateau"]
-Monitor = Literal["val_dice", "val_iou", "val_loss"]
+Monitor = Literal["auto", "val_seg_ap", "val_seg", "val_ap50", "val_dice", "val_iou", "val_loss"]
 
 LOSS_NAMES: tuple[str, ...] = get_args(LossName)
 CLASS_WEIGHTING: tuple[str, ...] = get_args(ClassWeighting)
@@ -59,13 +59,18 @@ class LossConfig(Section):
         return self
 
 
+DEFAULT_EPOCHS = 100
+"""Epochs of a run without ``train.epochs`` and without a time budget."""
+
+
 class TrainConfig(Section):
     """Optimisation, schedule, patches, budget and reproducibility."""
 
     SECTION = "train"
 
-    epochs: Int = Field(50, ge=1)
-    """Maximum number of epochs."""
+    epochs: Int | None = Field(None, ge=1)
+    """Maximum number of epochs; null: as many as ``time_budget_minutes`` allows (the schedule
+    follows the clock), or 100 without a budget."""
     batch_size: Int = Field(8, ge=1)
     """Patches per optimiser step."""
     patch_size: Size = (256, 256)
@@ -105,8 +110,10 @@ class TrainConfig(Section):
     """Stop after this many epochs without improvement of ``monitor`` (null: never)."""
     val_every: Int = Field(1, ge=1)
     """Validate every this many epochs (and after the last one)."""
-    monitor: Monitor = "val_dice"
-    """Validation value that selects the best checkpoint and drives early stopping."""
+    monitor: Monitor = "auto"
+    """Validation value that selects the best checkpoint and drives early stopping; ``auto``:
+    ``val_seg_ap`` (mean of SEG and AP@0.5 of the instances) for instance tasks, ``val_dice``
+    otherwise."""
     seed: Int = 0
     """Seed of the split, the patches, augmentation and initialisation."""
     deterministic: Bool = False
@@ -119,7 +126,8 @@ class TrainConfig(Section):
     num_workers: Int = Field(0, ge=0)
     """DataLoader worker processes."""
     time_budget_minutes: Positive | None = None
-    """Stop after this much wall-clock training time (equal-budget comparisons)."""
+    """Wall-clock budget of the whole ``lapseg train`` run (reading data, training, tuning the
+    post-processing): training stops early enough to finish within it."""
     tensorboard: Bool = True
     """Write TensorBoard events when the package is installed."""
 
@@ -129,6 +137,19 @@ class TrainConfig(Section):
         if list(milestones) != sorted(milestones):
             raise ValueError("must be increasing epoch numbers")
         return milestones
+
+    def monitor_for(self, task: str) -> str:
+        """The monitored history column for ``task`` (resolving ``auto``)."""
+        if self.monitor != "auto":
+            return self.monitor
+        return "val_seg_ap" if task == "instances" else "val_dice"
+
+    @property
+    def max_epochs(self) -> int | None:
+        """The epoch limit: ``epochs``, unlimited (None) with a budget, else 100."""
+        if self.epochs is not None:
+            return self.epochs
+        return None if self.time_budget_minutes is not None else DEFAULT_EPOCHS
 
     @model_validator(mode="after")
     def _consistent(self) -> TrainConfig:

@@ -88,7 +88,7 @@ def prepare_sample(
     normalised = apply_normalization(image, stats)
     normalised = reshape_for_network(normalised, data, order=1).astype(np.float32)
     instances = None
-    if data.target == "three_class" or config.loss.border_weights:
+    if data.task == "instances" or data.target == "three_class" or config.loss.border_weights:
         if data.mask_kind == "classes":
             raise LapsegInputError(
                 "loss.border_weights needs binary or instance masks, not class-index masks"

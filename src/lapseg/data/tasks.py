@@ -144,7 +144,8 @@ def resolve_task(
 
     ``data.task`` (or an explicit ``data.mask_kind``) wins over the survey; ``data.target`` and
     ``model.out_channels`` follow the task unless they are set (by the user or the model
-    preset). ``survey`` may be None when nothing is automatic.
+    preset). Without a survey (a trained model's stored configuration), an automatic task
+    follows from the target and output channels.
 
     Returns
     -------
@@ -161,11 +162,18 @@ def resolve_task(
     elif data.mask_kind != "auto":
         kind, reason = data.mask_kind, "data.mask_kind set in the configuration"
         task = _TASK_OF_KIND[kind]
-    else:
-        if survey is None:
-            raise ValueError("an automatic task needs a survey of the masks")
+    elif survey is not None:
         kind, task = survey.kind, _TASK_OF_KIND[survey.kind]
         reason = f"detected in {survey.n_masks} mask(s): {survey.reason}"
+    else:  # a trained model without a recorded task: what it outputs says what it learnt
+        outputs = config.model.out_channels
+        if data.target in INSTANCE_TARGETS:
+            task = "instances"
+        elif outputs is not None and outputs > 2:
+            task = "semantic"
+        else:
+            task = "binary"
+        kind, reason = _KIND_OF_TASK[task], "from the model's target and output channels"
     target: str = data.target
     if target == "auto":
         target = INSTANCE_TARGETS[0] if task == "instances" else "binary"

@@ -14,10 +14,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lapseg.config import LapsegConfig, PredictConfig, config_from_dict
+from lapseg.config import (
+    LapsegConfig,
+    PredictConfig,
+    config_from_dict,
+    override_prediction_settings,
+)
 from lapseg.data.dataset import reshape_for_network
 from lapseg.data.geometry import center_crop_or_pad, resize_to, undo_center_crop_or_pad
 from lapseg.data.normalization import NormalizationStats, apply_normalization
+from lapseg.data.tasks import resolve_task
 from lapseg.device import mixed_precision, place_model, select_device
 from lapseg.errors import LapsegInputError
 from lapseg.inference.engines import Predictor, make_predictor, predict_logits
@@ -47,6 +53,11 @@ class LoadedModel:
         """The same model run by another predictor (e.g. test-time augmentation)."""
         return replace(self, predictor=predictor)
 
+    def with_overrides(self, overrides: list[str]) -> LoadedModel:
+        """The same model with ``predict.*`` / ``postprocess.*`` settings changed for this run
+        (``--set postprocess.min_size=50``); the stored model is not changed."""
+        return replace(self, config=override_prediction_settings(self.config, overrides))
+
 
 def load_model(
     path: str | Path, *, device: str = "auto", engine: str | None = None, amp: bool = False
@@ -58,7 +69,8 @@ def load_model(
     checkpoint_path = resolve_checkpoint_path(path)
     checkpoint = load_checkpoint(checkpoint_path)
     try:
-        config = config_from_dict(checkpoint["config"])
+        # models of lapseg 0.1 predate data.task: their explicit mask kind decides it
+        config, _ = resolve_task(config_from_dict(checkpoint["config"]), None)
         stats = NormalizationStats.from_dict(checkpoint["normalization"])
     except (KeyError, TypeError) as error:
         raise LapsegInputError(f"checkpoint lacks {error}", path=checkpoint_path) from None
@@ -199,7 +211,7 @@ def predict_files(
     output_dir = Path(output_dir)
     config = models[0].config
     if labels is None:
-        labels = config.data.target == "three_class"
+        labels = config.data.task == "instances"
     planned = [output_paths(output_dir, p, labels=labels) for p in inputs]
     check_outputs_do_not_overwrite_inputs(list(inputs), planned)
     settings = predict if predict is not None else config.predict

@@ -1,19 +1,13 @@
-"""The epoch skeleton: one training epoch and one validation pass, readable in one sitting."""
+"""One training epoch, readable in one sitting (validation: :mod:`lapseg.training.validation`)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
-import numpy as np
 import torch
 from torch import nn
 
-from lapseg.config import PredictConfig
-from lapseg.data.dataset import Sample
 from lapseg.device import autocast_context
-from lapseg.inference.engines import predict_logits
-from lapseg.inference.outputs import argmax_classes, threshold_probabilities
-from lapseg.metrics.pixel import MetricAccumulator
 
 
 def train_one_epoch(
@@ -59,41 +53,3 @@ def train_one_epoch(
         if on_batch is not None and on_batch(value) is False:
             break
     return {"train_loss": total / max(count, 1)}
-
-
-@torch.inference_mode()
-def validate(
-    model: nn.Module,
-    samples: Sequence[Sample],
-    loss_fn: nn.Module,
-    *,
-    predict: PredictConfig,
-    device: torch.device,
-    num_classes: int,
-    precision: torch.dtype | None = None,
-) -> dict[str, float]:
-    """Whole-image validation: mean loss per image and pooled Dice/IoU over all pixels.
-
-    ``num_classes`` counts background (2 for a binary sigmoid model).
-    """
-    model.eval()
-    accumulator = MetricAccumulator(num_classes=num_classes)
-    losses = []
-    for sample in samples:
-        image = torch.from_numpy(sample.image).to(device)
-        logits = predict_logits(model, image, predict, precision=precision)
-        target = torch.from_numpy(sample.target).to(device)
-        losses.append(float(loss_fn(logits[None], target[None])))
-        labels = _classes(logits)
-        accumulator.update(sample.target, labels)
-    pooled = accumulator.pooled()
-    dice = pooled.get("dice", pooled.get("mean_f1", float("nan")))
-    iou = pooled.get("iou", pooled.get("mean_iou", float("nan")))
-    return {"val_loss": float(np.mean(losses)), "val_dice": float(dice), "val_iou": float(iou)}
-
-
-def _classes(logits: torch.Tensor) -> np.ndarray:
-    """Class map ``(Y, X)`` of one image's logits ``(K, Y, X)`` (sigmoid > 0.5 for K == 1)."""
-    if logits.shape[0] == 1:
-        return threshold_probabilities(torch.sigmoid(logits[0]).float().cpu().numpy())
-    return argmax_classes(logits)

@@ -25,7 +25,8 @@ def lr_factor(epoch: int, config: TrainConfig, *, budget_fraction: float | None 
       TensorFlow's ``exponential_decay`` with ``staircase=False``).
     - "piecewise": with k = number of ``milestones`` <= epoch, ``milestone_factors[k - 1]``
       (002's table) or ``gamma ** k`` when no factors are given (a step schedule).
-    - "cosine": half cosine from 1 to 0.01 over ``epochs``.
+    - "cosine": half cosine from 1 to 0.01 over the epochs (``TrainConfig.max_epochs``) or the
+      time budget, whichever ends first.
     - "plateau": 1 (the plateau reduction is applied on top, see :class:`PlateauState`).
     A linear warm-up over ``warmup_epochs`` multiplies every schedule.
     """
@@ -38,7 +39,8 @@ def lr_factor(epoch: int, config: TrainConfig, *, budget_fraction: float | None 
         else:
             factor = config.gamma**passed
     elif config.schedule == "cosine":
-        progress = min(epoch / max(config.epochs - 1, 1), 1.0)
+        epochs = config.max_epochs
+        progress = 0.0 if epochs is None else min(epoch / max(epochs - 1, 1), 1.0)
         if budget_fraction is not None:
             progress = min(max(progress, budget_fraction), 1.0)
         factor = 0.01 + 0.99 * 0.5 * (1.0 + math.cos(math.pi * progress))

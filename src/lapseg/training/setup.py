@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import random
 from dataclasses import dataclass, field
@@ -19,7 +20,7 @@ from lapseg.config import LapsegConfig, config_from_dict, config_to_dict, dump_c
 from lapseg.data.dataset import PatchDataset, RunData
 from lapseg.data.setup import compute_class_weights, median_object_area, prepare_run_data
 from lapseg.data.split import write_split
-from lapseg.device import mixed_precision, place_model, select_device
+from lapseg.device import describe_precision, mixed_precision, place_model, select_device
 from lapseg.errors import LapsegInputError
 from lapseg.io.files import write_json, write_text
 from lapseg.losses import create_loss
@@ -29,9 +30,12 @@ from lapseg.training.budget import TimeBudget
 from lapseg.training.history import TensorBoardLog
 from lapseg.training.schedules import PlateauState
 from lapseg.training.selection import Monitor
+from lapseg.training.validation import ValidationSet
 from lapseg.transforms.curriculum import CurriculumState
 
 __all__ = ["TrainingRun", "setup_run"]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -49,6 +53,7 @@ class TrainingRun:
     scaler: torch.amp.GradScaler | None
     dataset: PatchDataset
     loader: torch.utils.data.DataLoader
+    validation: ValidationSet
     curriculum: CurriculumState
     monitor: Monitor
     budget: TimeBudget
@@ -57,6 +62,7 @@ class TrainingRun:
     class_weights: list[float] | None
     object_area: float | None
     plateau: PlateauState = field(default_factory=PlateauState)
+    validation_seconds: float = 0.0
     history: list[dict[str, Any]] = field(default_factory=list)
     epoch: int = 0
 
@@ -101,12 +107,20 @@ def _stored_state(config: LapsegConfig, run_dir: Path, *, resume: bool) -> dict[
     return state
 
 
-def setup_run(config: LapsegConfig, data_root: Path, run_dir: Path, *, resume: bool) -> TrainingRun:
-    """Data, model, loss, optimiser, loader and run folder of a new or resumed run."""
+def setup_run(
+    config: LapsegConfig, data_root: Path, run_dir: Path, *, resume: bool, budget: TimeBudget
+) -> TrainingRun:
+    """Data, model, loss, optimiser, loader and run folder of a new or resumed run.
+
+    ``budget`` counts from the start of the run (reading the data is part of it); it takes the
+    run's limit from the configuration.
+    """
     state = _stored_state(config, run_dir, resume=resume)
     if state is not None:
         config = config_from_dict(state["config"])
     train_cfg = config.train
+    minutes = train_cfg.time_budget_minutes
+    budget.limit_seconds = None if minutes is None else minutes * 60.0
     if train_cfg.deterministic:
         torch.use_deterministic_algorithms(True, warn_only=False)
         torch.backends.cudnn.benchmark = False
@@ -117,6 +131,14 @@ def setup_run(config: LapsegConfig, data_root: Path, run_dir: Path, *, resume: b
     cache = run_dir / "cache" if config.temporal.background == "median" else None
     data = prepare_run_data(config, data_root, split=state and state["split"], cache_dir=cache)
     config = data.config  # the task (and what follows from it) decided from the masks
+    log.info(data.task.summary())
+    log.info(
+        "%d training and %d validation sample(s); %s on %s",
+        len(data.train),
+        len(data.val),
+        describe_precision(precision),
+        device,
+    )
     class_weights = compute_class_weights(data.train, config)
     model = place_model(create_model(config.model), device)
     dataset = PatchDataset(
@@ -140,9 +162,10 @@ def setup_run(config: LapsegConfig, data_root: Path, run_dir: Path, *, resume: b
         scaler=torch.amp.GradScaler("cuda") if precision == torch.float16 else None,
         dataset=dataset,
         loader=_make_loader(dataset, config, device),
+        validation=ValidationSet.from_samples(data.val, tile=2 * max(train_cfg.patch_size)),
         curriculum=CurriculumState.from_state_dict(config.augment, state and state["curriculum"]),
-        monitor=Monitor(train_cfg.monitor if data.val else "train_loss"),
-        budget=TimeBudget(_budget_seconds(config)),
+        monitor=Monitor(train_cfg.monitor_for(config.data.task) if data.val else "train_loss"),
+        budget=budget,
         numpy_rng=np.random.default_rng(train_cfg.seed),
         tensorboard=TensorBoardLog(run_dir / "tensorboard", enabled=train_cfg.tensorboard),
         class_weights=class_weights,
@@ -159,11 +182,6 @@ def setup_run(config: LapsegConfig, data_root: Path, run_dir: Path, *, resume: b
     write_split(run_dir / "split.json", data.split)
     write_json(run_dir / "normalization.json", data.stats.to_dict())
     return run
-
-
-def _budget_seconds(config: LapsegConfig) -> float | None:
-    minutes = config.train.time_budget_minutes
-    return None if minutes is None else minutes * 60.0
 
 
 def _restore(run: TrainingRun, state: dict[str, Any]) -> None:

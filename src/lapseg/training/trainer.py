@@ -1,16 +1,20 @@
 """``fit``: a whole training run, from a data folder to a run folder.
 
-Read it top to bottom: :func:`fit` sets a run up (:func:`_setup`), runs its epochs
-(:func:`_run_epochs`, one :func:`_epoch` each) and finishes it (:func:`_finish`). The run folder
-holds ``config.yaml`` (the resolved configuration), ``split.json``, ``normalization.json``,
-``best.pt`` / ``last.pt`` checkpoints, ``history.csv`` (a row per epoch), ``curves.png``,
-``tensorboard/`` events and ``run.json`` (environment, timings, best epoch).
+Read it top to bottom: :func:`fit` sets a run up (:func:`lapseg.training.setup.setup_run`),
+runs its epochs (:func:`_run_epochs`, one :func:`_epoch` each) and finishes it
+(:func:`_finish`: tune the post-processing or threshold on the validation split, write the
+summary). The run folder holds ``config.yaml`` (the resolved configuration), ``split.json``,
+``normalization.json``, ``best.pt`` / ``last.pt`` checkpoints, ``history.csv`` (a row per
+epoch), ``curves.png``, ``log.txt``, ``tensorboard/`` events and ``run.json`` (what was
+decided and measured, environment, timings).
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import platform
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,22 +25,30 @@ import torch
 from tqdm.auto import tqdm
 
 from lapseg.config import LapsegConfig
+from lapseg.device import place_model
 from lapseg.errors import LapsegInputError
-from lapseg.inference.engines import predict_logits
+from lapseg.inference.outputs import probabilities_from_logits, tune_threshold
 from lapseg.io.files import write_json
-from lapseg.models.checkpoint import (
-    load_checkpoint,
-    save_checkpoint,
-)
+from lapseg.models.checkpoint import load_checkpoint, save_checkpoint
 from lapseg.models.registry import create_model
 from lapseg.report.plots import save_learning_curves
-from lapseg.training.budget import advance, budget_progress_bar
+from lapseg.training.budget import TimeBudget, advance, budget_progress_bar
 from lapseg.training.history import write_history_csv
-from lapseg.training.loop import train_one_epoch, validate
+from lapseg.training.loop import train_one_epoch
+from lapseg.training.postprocess_tuning import tune_postprocessing
+from lapseg.training.runlog import EPOCH_LOGGER, log_to_file
 from lapseg.training.schedules import lr_factor
 from lapseg.training.setup import TrainingRun, setup_run
+from lapseg.training.validation import predict_tiles, validate
 
 EpochHook = Callable[[dict[str, Any]], None]
+
+log = logging.getLogger(__name__)
+epoch_log = logging.getLogger(EPOCH_LOGGER)
+
+FINISH_RESERVE = (0.05, 45.0)
+"""With a time budget and a validation split, training stops this early to leave time for
+tuning the post-processing: the smaller of a fraction of the budget and seconds."""
 
 
 @dataclass(frozen=True)
@@ -49,6 +61,7 @@ class RunResult:
     history: list[dict[str, Any]]
     best_epoch: int
     best_metric: float
+    monitor: str
     stopped_because: str
 
 
@@ -68,16 +81,20 @@ def fit(
     KeyboardInterrupt (Ctrl-C) saves ``last.pt`` and re-raises.
 
     ``on_epoch_end(row)`` receives each epoch's history row after its checkpoints are written
-    (hyperparameter search prunes a trial by raising from it).
+    (hyperparameter search prunes a trial by raising from it). ``train.time_budget_minutes``
+    bounds the whole call, reading the data and tuning included.
 
     ``train.deterministic`` switches torch to deterministic algorithms for the duration of the
     run only; the previous process-wide setting is restored afterwards.
     """
+    budget = TimeBudget(None)  # counts from here: reading the data is part of the run
+    run_dir = Path(run_dir)
     previous = torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.benchmark
     try:
-        run = setup_run(config, Path(data_root), Path(run_dir), resume=resume)
-        stopped_because = _run_epochs(run, progress=progress, on_epoch_end=on_epoch_end)
-        return _finish(run, stopped_because)
+        with log_to_file(run_dir / "log.txt"):
+            run = setup_run(config, Path(data_root), run_dir, resume=resume, budget=budget)
+            stopped_because = _run_epochs(run, progress=progress, on_epoch_end=on_epoch_end)
+            return _finish(run, stopped_because)
     finally:
         torch.use_deterministic_algorithms(previous[0])
         torch.backends.cudnn.benchmark = previous[1]
@@ -89,24 +106,26 @@ def fit(
 def _run_epochs(run: TrainingRun, *, progress: bool, on_epoch_end: EpochHook | None) -> str:
     """Train until the epochs, the patience or the time budget run out; returns why it stopped."""
     train_cfg = run.config.train
+    max_epochs = train_cfg.max_epochs
     bar = budget_progress_bar(
         run.budget,
-        total_steps=train_cfg.epochs * len(run.loader),
+        total_steps=(max_epochs or 0) * len(run.loader),
         done_steps=run.epoch * len(run.loader),
         enabled=progress,
     )
     try:
-        while run.epoch < train_cfg.epochs:
+        while max_epochs is None or run.epoch < max_epochs:
             row = _epoch(run, bar)
             _record(run, row)
             bar.set_postfix({k: f"{v:.4f}" for k, v in row.items() if k in _SHOWN})
+            epoch_log.info(_epoch_line(row, max_epochs))
             if on_epoch_end is not None:
                 on_epoch_end(row)
             patience = train_cfg.early_stopping_patience
             waited = run.monitor.epochs_without_improvement(run.epoch)
             if patience is not None and run.monitor.best_epoch >= 0 and waited >= patience:
                 return f"early stopping ({patience} epochs without improvement)"
-            if run.budget.exhausted():
+            if _out_of_time(run):
                 return f"time budget ({train_cfg.time_budget_minutes} min)"
         return "epochs"
     except KeyboardInterrupt:
@@ -117,26 +136,52 @@ def _run_epochs(run: TrainingRun, *, progress: bool, on_epoch_end: EpochHook | N
         run.tensorboard.close()
 
 
-_SHOWN = ("train_loss", "val_loss", "val_dice")
+_SHOWN = ("train_loss", "val_loss", "val_dice", "val_seg_ap")
+
+
+def _epoch_line(row: dict[str, Any], max_epochs: int | None) -> str:
+    values = ", ".join(
+        f"{k} {v:.4f}" for k, v in row.items() if k.startswith(("train_", "val_")) and v == v
+    )
+    return f"epoch {row['epoch']}/{max_epochs or '-'}: {values} ({row['epoch_seconds']:.1f} s)"
+
+
+def _finish_reserve(run: TrainingRun) -> float:
+    """Seconds kept free at the end of a budget: the last validation pass and, with a
+    validation split, :func:`_finish`'s tuning."""
+    limit = run.budget.limit_seconds
+    if limit is None or not len(run.validation):
+        return 0.0
+    fraction, seconds = FINISH_RESERVE
+    return min(fraction * limit, seconds) + run.validation_seconds
+
+
+def _out_of_time(run: TrainingRun) -> bool:
+    return run.budget.exhausted(reserve=_finish_reserve(run))
 
 
 def _epoch(run: TrainingRun, bar: tqdm) -> dict[str, Any]:
     """One epoch: set the learning rate and curriculum stage, train, validate when due."""
     train_cfg = run.config.train
     lr = train_cfg.lr * run.plateau.factor
-    lr *= lr_factor(run.epoch, train_cfg, budget_fraction=run.budget.fraction)
+    reserve = _finish_reserve(run)
+    limit = run.budget.limit_seconds
+    fraction = None if limit is None else run.budget.used / max(limit - reserve, 1e-9)
+    lr *= lr_factor(run.epoch, train_cfg, budget_fraction=fraction)
     for group in run.optimizer.param_groups:
         group["lr"] = lr
     run.dataset.set_epoch(run.epoch)
     run.dataset.set_stage(run.curriculum.stage)
-    bar.set_description(f"epoch {run.epoch + 1}/{train_cfg.epochs}")
+    bar.set_description(f"epoch {run.epoch + 1}/{train_cfg.max_epochs or '-'}")
     started = run.budget.used
     row: dict[str, Any] = {"epoch": run.epoch + 1, "lr": lr, "stage": run.curriculum.stage}
 
     def on_batch(loss: float) -> bool:
+        if not math.isfinite(loss):
+            raise _diverged(run, loss)
         advance(bar, run.budget)
         bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
-        return not run.budget.exhausted()
+        return not _out_of_time(run)
 
     row.update(
         train_one_epoch(
@@ -151,21 +196,33 @@ def _epoch(run: TrainingRun, bar: tqdm) -> dict[str, Any]:
             on_batch=on_batch,
         )
     )
-    last = run.epoch + 1 == train_cfg.epochs or run.budget.exhausted()
-    if run.data.val and ((run.epoch + 1) % train_cfg.val_every == 0 or last):
+    last = run.epoch + 1 == train_cfg.max_epochs or _out_of_time(run)
+    if len(run.validation) and ((run.epoch + 1) % train_cfg.val_every == 0 or last):
+        validation_started = run.budget.used
         row.update(
             validate(
                 run.model,
-                run.data.val,
+                run.validation,
                 run.loss_fn,
-                predict=run.config.predict,
+                run.config,
                 device=run.device,
-                num_classes=max(run.config.model.outputs, 2),
                 precision=run.precision,
+                object_area=run.object_area,
             )
         )
+        run.validation_seconds = run.budget.used - validation_started
     row["epoch_seconds"] = run.budget.used - started
     return row
+
+
+def _diverged(run: TrainingRun, loss: float) -> LapsegInputError:
+    """The error for a non-finite loss; ``last.pt`` keeps the last good epoch."""
+    return LapsegInputError(
+        f"training diverged: the loss became {loss} in epoch {run.epoch + 1}; the last good "
+        f"checkpoint (epoch {run.epoch}) is kept. Lower train.lr, check the images for "
+        f"NaN/constant values, or set train.amp=false, then resume with --resume",
+        path=run.run_dir,
+    )
 
 
 def _record(run: TrainingRun, row: dict[str, Any]) -> None:
@@ -197,19 +254,29 @@ def _finish(run: TrainingRun, stopped_because: str) -> RunResult:
     if run.monitor.best_epoch < 0:  # no epoch recorded a finite value: the last state is best
         run.monitor.best_epoch = run.epoch
         save_checkpoint(run.run_dir / "best.pt", run.checkpoint(finished=False))
-    threshold = _finalise_threshold(run)
+    tuned = _tune_on_validation(run)
     save_checkpoint(run.run_dir / "last.pt", run.checkpoint(finished=True))
     split = run.data.split
     best = run.monitor.best if run.monitor.best is not None else math.nan
+    log.info(
+        "stopped by %s after %d epoch(s); best epoch %d: %s %.4f",
+        stopped_because,
+        run.epoch,
+        run.monitor.best_epoch,
+        run.monitor.name,
+        best,
+    )
     write_json(
         run.run_dir / "run.json",
         {
+            "task": vars(run.data.task),
             "epochs_completed": run.epoch,
             "best_epoch": run.monitor.best_epoch,
             f"best_{run.monitor.name}": best,
             "stopped_because": stopped_because,
             "training_seconds": round(run.budget.used, 2),
-            "threshold": threshold,
+            **tuned,
+            "precision": str(run.precision or "float32").removeprefix("torch."),
             "class_weights": run.class_weights,
             "n_train": len(split["train"]),
             "n_val": len(split["val"]),
@@ -225,38 +292,61 @@ def _finish(run: TrainingRun, stopped_because: str) -> RunResult:
         history=run.history,
         best_epoch=run.monitor.best_epoch,
         best_metric=best,
+        monitor=run.monitor.name,
         stopped_because=stopped_because,
     )
 
 
-def _finalise_threshold(run: TrainingRun) -> float:
-    """For ``predict.threshold_method == "tuned"``: the validation-Dice-optimal threshold of the
-    best model, stored into ``best.pt``. Otherwise the configured threshold."""
-    config, device = run.config, run.device
-    if config.predict.threshold_method != "tuned" or config.model.outputs != 1:
-        return config.predict.threshold
-    if not run.data.val:
-        raise LapsegInputError(
-            "predict.threshold_method=tuned needs a validation split (data.val_fraction > 0)"
-        )
-    from lapseg.inference.outputs import tune_threshold
-
+def _tune_on_validation(run: TrainingRun) -> dict[str, Any]:
+    """Tune the best model's post-processing (instance tasks) or threshold (binary models with
+    ``predict.threshold_method=tuned``) on the validation tiles; store it in ``best.pt``."""
+    config = run.config
+    instances = config.data.task == "instances" and config.postprocess.tune_for != "off"
+    threshold = config.predict.threshold_method == "tuned" and config.model.outputs == 1
+    if not (instances or threshold):
+        return {"threshold": config.predict.threshold}
+    if not len(run.validation):
+        if threshold:
+            raise LapsegInputError(
+                "predict.threshold_method=tuned needs a validation split (data.val_fraction > 0)"
+            )
+        log.warning("no validation split: the post-processing keeps its configured values")
+        return {"postprocess_tuning": "skipped: no validation split"}
     best_path = run.run_dir / "best.pt"
     checkpoint = load_checkpoint(best_path)
-    model = create_model(config.model).to(device)
-    model.load_state_dict(checkpoint["model_state"])
-    model.eval()
-    probabilities, truths = [], []
-    with torch.inference_mode():
-        for sample in run.data.val:
-            image = torch.from_numpy(sample.image).to(device)
-            logits = predict_logits(model, image, config.predict)
-            probabilities.append(torch.sigmoid(logits[0]).cpu().numpy())
-            truths.append(sample.target)
-    threshold, _ = tune_threshold(probabilities, truths)
-    checkpoint["threshold"] = float(threshold)
+    best_model = place_model(create_model(config.model), run.device)
+    best_model.load_state_dict(checkpoint["model_state"])
+    logits = predict_tiles(
+        best_model, run.validation, config, device=run.device, precision=run.precision
+    )
+    probabilities = [probabilities_from_logits(x).float().cpu().numpy() for x in logits]
+    if threshold:
+        value, _ = tune_threshold([p[0] for p in probabilities], run.validation.targets)
+        checkpoint["threshold"] = float(value)
+        save_checkpoint(best_path, checkpoint)
+        log.info("threshold tuned on the validation split: %.2f", value)
+        return {"threshold": float(value)}
+    limit = run.budget.limit_seconds
+    deadline = None if limit is None else time.perf_counter() + (limit - run.budget.used)
+    result = tune_postprocessing(
+        probabilities,
+        run.validation,
+        config.postprocess,
+        target=config.data.target,
+        object_area=run.object_area,
+        deadline=deadline,
+    )
+    checkpoint["config"]["postprocess"] = result.postprocess.to_dict()
     save_checkpoint(best_path, checkpoint)
-    return float(threshold)
+    summary = result.summary()
+    log.info(
+        "post-processing tuned on the validation split for %s: %.4f (defaults %.4f), %s",
+        summary["measure"],
+        summary["value"],
+        summary["value_with_defaults"],
+        summary["changed_settings"] or "defaults kept",
+    )
+    return {"postprocess_tuning": summary}
 
 
 def _tensorboard_status(run: TrainingRun) -> str:

@@ -1,0 +1,33 @@
+"""Tracking: per-frame instance labels -> tracks with divisions (CTC ``L B E P`` tables).
+
+- :func:`link_instances` links a ``(T, Y, X)`` label stack into a :class:`Tracks` (relabelled
+  stack + track table) with ``laptrack``;
+- :func:`object_table` and :func:`napari_tracks` give per-object rows for a CSV and the arrays of
+  a napari tracks layer;
+- :func:`moving_discs` and :func:`scramble_labels` make synthetic ground truth for tests.
+
+CTC files are read and written by :mod:`lapseg.io.ctc`; DET and TRA are in
+:mod:`lapseg.metrics.tracking`.
+"""
+
+from lapseg.tracking.linking import (
+    Tracks,
+    default_max_distance,
+    frame_objects,
+    link_instances,
+    links_to_tracks,
+)
+from lapseg.tracking.synthetic import moving_discs, scramble_labels
+from lapseg.tracking.tables import napari_tracks, object_table
+
+__all__ = [
+    "Tracks",
+    "default_max_distance",
+    "frame_objects",
+    "link_instances",
+    "links_to_tracks",
+    "moving_discs",
+    "napari_tracks",
+    "object_table",
+    "scramble_labels",
+]
