@@ -126,7 +126,7 @@ def test_train_image_without_mask(tiny_dataset: Path, tmp_path: Path, capsys):
 
 
 def test_train_shape_mismatch(tiny_dataset: Path, tmp_path: Path, capsys):
-    tifffile.imwrite(tiny_dataset / "masks" / "img1.tif", np.zeros((50, 60), np.uint8))
+    tifffile.imwrite(tiny_dataset / "masks" / "img1.tif", np.ones((50, 60), np.uint8))
     code, _, err = run(["train", "--data", tiny_dataset, "--out", tmp_path / "run", *TINY], capsys)
     assert_one_line_error(code, err, "img1", "shape")
     assert not (tmp_path / "run").exists()
@@ -504,5 +504,7 @@ def test_timelapse_train_predict_and_compare(tmp_path: Path, capsys):
         capsys,
     )
     assert code == 0, err
-    frames = sorted((tmp_path / "pred" / "masks").rglob("*.tif"))
-    assert len(frames) == 3 * 6  # one mask per frame of every sequence
+    stacks = sorted((tmp_path / "pred").glob("*/masks.tif"))
+    assert len(stacks) == 3  # one mask stack per sequence, one frame per time point
+    assert all(tifffile.imread(path).shape[0] == 6 for path in stacks)
+    assert len(sorted((tmp_path / "pred").glob("*/tracks.csv"))) == 3  # an instance model

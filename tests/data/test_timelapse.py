@@ -61,15 +61,25 @@ def test_sequence_split_never_shares_a_sequence(tmp_path: Path, seed: int):
 
 
 def test_time_blocks_are_separated_by_the_gap():
-    blocks = time_block_split(30, val_fraction=0.2, test_fraction=0.1, gap=4)
+    blocks = time_block_split(range(30), val_fraction=0.2, test_fraction=0.1, gap=4)
     # 6 val + 3 test + 2 gaps of 4 -> 13 train; 13..16 and 23..26 are used by no subset
     assert blocks["train"] == list(range(13))
     assert blocks["val"] == list(range(17, 23))
     assert blocks["test"] == list(range(27, 30))
-    blocks = time_block_split(40, val_fraction=0.25, test_fraction=0.0, gap=5)
+    blocks = time_block_split(range(40), val_fraction=0.25, test_fraction=0.0, gap=5)
     assert blocks["train"] == list(range(25)) and blocks["val"] == list(range(30, 40))
+    with pytest.raises(LapsegInputError, match="none for training"):
+        time_block_split(range(6), val_fraction=0.5, test_fraction=0.0, gap=5)
+
+
+def test_time_blocks_of_a_sparsely_annotated_movie_always_validate():
+    """3 of 20 frames annotated: one validation frame, the training frames gap frames before."""
+    blocks = time_block_split([2, 5, 17], val_fraction=0.2, test_fraction=0.0, gap=5)
+    assert blocks == {"train": [2, 5], "val": [17], "test": []}
+    blocks = time_block_split([2, 5, 8], val_fraction=0.2, test_fraction=0.0, gap=5)
+    assert blocks == {"train": [2], "val": [8], "test": []}  # 5 is too close to 8: unused
     with pytest.raises(LapsegInputError, match="too short"):
-        time_block_split(6, val_fraction=0.5, test_fraction=0.0, gap=5)
+        time_block_split([4], val_fraction=0.2, test_fraction=0.0, gap=5)
 
 
 def test_single_sequence_uses_time_blocks(tmp_path: Path):

@@ -16,8 +16,10 @@ from lapseg.config import config_to_dict, load_config
 from lapseg.data.temporal import stack_context
 from lapseg.data.timelapse import load_sequence
 from lapseg.errors import LapsegInputError
+from lapseg.inference.movies import MovieOutputs, predict_movie
 from lapseg.inference.predict import load_model, predict_probabilities
-from lapseg.inference.sequences import SequencePredictor, predict_sequence
+from lapseg.inference.sequences import SequencePredictor
+from lapseg.io.movies import discover_movies
 from lapseg.io.sequences import discover_sequences
 from lapseg.models.checkpoint import save_checkpoint
 from lapseg.models.registry import create_model
@@ -86,18 +88,26 @@ def test_one_mask_per_frame_on_the_frame_grid(trained, tmp_path: Path):
     data, run = trained
     model = load_model(run, device="cpu")
     assert model.config.temporal.context == 1 and model.config.model.in_channels == 3
-    source = discover_sequences(data)[0]
+    (movie,) = discover_movies(data / "a")
+    assert movie.frame_names == tuple(f"t{t}" for t in range(6))
     calls = []
-    written = predict_sequence(
-        [model], source, tmp_path / "out", on_frame=lambda done, total: calls.append((done, total))
+    result = predict_movie(
+        [model],
+        movie,
+        tmp_path / "out",
+        outputs=MovieOutputs(probabilities=True, per_frame=True),
+        on_frame=lambda done, total: calls.append((done, total)),
     )
-    assert [p.name for p in written] == [f"t{t}.tif" for t in range(6)]
     assert calls == [(i, 6) for i in range(1, 7)]
-    mask = tifffile.imread(written[0])
-    assert mask.shape == (30, 34) and set(np.unique(mask)) <= {0, 255}
-    prob = tifffile.imread(tmp_path / "out" / "probabilities" / "a" / "t0.tif")
-    assert prob.shape == (30, 34) and 0.0 <= prob.min() <= prob.max() <= 1.0
-    assert not list((tmp_path / "out" / "masks" / "a").glob(".*"))  # no temporary leftovers
+    masks = tifffile.imread(result.files["masks"])
+    assert masks.shape == (6, 30, 34) and set(np.unique(masks)) <= {0, 255}
+    with tifffile.TiffFile(result.files["masks"]) as tif:
+        assert tif.series[0].axes == "TYX"
+    prob = tifffile.imread(result.files["probabilities"])
+    assert prob.shape == (6, 30, 34) and 0.0 <= prob.min() <= prob.max() <= 1.0
+    frame = tifffile.imread(tmp_path / "out" / "a" / "frames" / "masks" / "t3.tif")
+    np.testing.assert_array_equal(frame, masks[3])
+    assert not list((tmp_path / "out" / "a").glob(".*"))  # no scratch or temporary leftovers
 
 
 def test_frame_uses_the_trained_context_rule(trained):
@@ -152,11 +162,12 @@ def test_table3_measures_match_an_independent_reference(two_runs, tmp_path: Path
     data, runs = two_runs
     rows = compare_runs(runs, data)
     assert [r["run"] for r in rows] == ["n1", "n5"]
-    source = discover_sequences(data)[1]
+    movie = discover_movies(data)[1]
     for run, row in zip(runs, rows, strict=True):
         assert row["n_frames"] == 3
-        written = predict_sequence([load_model(run, device="cpu")], source, tmp_path / run.name)
-        pred = np.concatenate([tifffile.imread(written[t]).ravel() > 0 for t in (0, 2, 4)])
+        result = predict_movie([load_model(run, device="cpu")], movie, tmp_path / run.name)
+        masks = tifffile.imread(result.files["masks"])
+        pred = np.concatenate([masks[t].ravel() > 0 for t in (0, 2, 4)])
         truth = np.concatenate(
             [tifffile.imread(data / "b" / "masks" / f"t{t}.tif").ravel() > 0 for t in (0, 2, 4)]
         )

@@ -108,7 +108,10 @@ def test_tyx_stack_with_mask_stack(tmp_path: Path):
     assert read_frame(source, 3)[0, 0] == 3
     assert read_frame_mask(source, 3).max() == 1 and read_frame_mask(source, 1).max() == 0
     # a single stack file as the root
-    assert discover_sequences(tmp_path / "movie.tif")[0].frame_names[0] == "t000"
+    assert discover_sequences(tmp_path / "movie.tif", axes="TYX")[0].frame_names[0] == "t000"
+    # the file does not say which axis is time: asked for, never guessed
+    with pytest.raises(LapsegInputError, match="pass --axes"):
+        discover_sequences(tmp_path / "movie.tif")
 
 
 @pytest.mark.parametrize("axes", ["TZYX", "ZTYX"])

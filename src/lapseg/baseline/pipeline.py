@@ -26,7 +26,7 @@ from lapseg.config import BaselineConfig, LapsegConfig, dump_config
 from lapseg.data.dataset import read_raw_sample
 from lapseg.data.masks import mask_to_target
 from lapseg.data.normalization import fit_normalization
-from lapseg.data.setup import discover_samples, make_split, resolve_run_config
+from lapseg.data.setup import make_split, resolve_run_config
 from lapseg.data.split import write_split
 from lapseg.errors import LapsegInputError
 from lapseg.inference.outputs import probabilities_to_mask
@@ -68,8 +68,13 @@ def train_baseline(
     out_dir = Path(out_dir)
     if out_dir.exists() and any(out_dir.iterdir()):
         raise LapsegInputError("output folder exists and is not empty", path=out_dir)
-    config, _ = resolve_run_config(config, data_root)
-    samples = discover_samples(data_root, config)
+    config, sources, _ = resolve_run_config(config, data_root)
+    if sources.is_timelapse:
+        raise LapsegInputError(
+            f"the random-forest baseline reads still-image layouts, not {sources.layout}",
+            path=data_root,
+        )
+    samples = sources.samples
     split = make_split([s.name for s in samples], config)
     by_name = {s.name: s for s in samples}
     # a pixel classifier: foreground vs background, or the classes of class maps

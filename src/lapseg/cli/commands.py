@@ -67,9 +67,10 @@ def run_train(args: argparse.Namespace) -> int:
 def run_predict(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
-    from lapseg.inference.predict import load_model, predict_files, with_overrides
+    from lapseg.inference.apply import predict_path
+    from lapseg.inference.movies import MovieOutputs
+    from lapseg.inference.predict import load_model, with_overrides
     from lapseg.inference.tta import dihedral_tta
-    from lapseg.io.discovery import discover_images
 
     device = args.device or "auto"
     models = [
@@ -89,47 +90,34 @@ def run_predict(args: argparse.Namespace) -> int:
     )
     if settings.threshold_method == "tuned" and models[0].config.model.outputs != 1:
         raise LapsegInputError("--threshold-method tuned applies to binary (sigmoid) models only")
-    data = models[0].config.data
-    temporal = any(m.config.temporal.context > 0 for m in models)
-    if temporal and data.layout in ("sequences", "ctc"):  # frames t-k..t+k: needs sequences
-        from lapseg.inference.sequences import predict_sequences
-        from lapseg.io.sequences import discover_sequences
+    bars: dict[str, tqdm] = {}
 
-        sources = discover_sequences(
-            args.input,
-            layout=data.layout,
-            axes=args.axes or data.axes,
-            truth=models[0].config.temporal.truth,
-        )
-        with tqdm(unit="frame", disable=args.no_progress) as bar:
-
-            def on_frame(done: int, total: int) -> None:
-                bar.total = total  # of the current sequence
-                bar.update(1)
-
-            masks = predict_sequences(
-                models, sources, args.output, predict=settings, on_frame=on_frame
+    def on_progress(item: str, done: int, total: int) -> None:
+        if item not in bars:
+            bars[item] = tqdm(
+                total=total or None, desc=item, unit="frame", disable=args.no_progress
             )
-        n_frames = sum(len(paths) for paths in masks.values())
-        print(
-            f"wrote {n_frames} frame mask(s) of {len(masks)} sequence(s) to {args.output / 'masks'}"
-        )
-        return 0
-    inputs = discover_images(args.input)
-    with tqdm(total=len(inputs), unit="image", disable=args.no_progress) as bar:
-        written = predict_files(
+        bars[item].update(1)
+
+    try:
+        summary = predict_path(
             models,
-            inputs,
+            args.input,
             args.output,
             axes=args.axes,
             predict=settings,
             labels=args.labels,
-            on_image=lambda _: bar.update(1),
+            movie=args.movie,
+            outputs=MovieOutputs(
+                track=args.track, probabilities=args.probabilities, per_frame=args.per_frame
+            ),
+            on_progress=on_progress,
         )
-    print(
-        f"wrote {len(written)} mask(s) to {args.output / 'masks'} and probabilities to "
-        f"{args.output / 'probabilities'}"
-    )
+    finally:
+        for bar in bars.values():
+            bar.close()
+    for line in summary.lines(args.output):
+        print(line)
     return 0
 
 
@@ -181,13 +169,13 @@ def run_demo(args: argparse.Namespace) -> int:
 
 def run_cv(args: argparse.Namespace) -> int:
     from lapseg.config import load_config
-    from lapseg.data.setup import discover_samples
+    from lapseg.data.sources import discover_dataset
     from lapseg.training.cv import groups_from_pattern, run_cross_validation
 
     config = load_config(args.config, args.overrides)
     groups = None
     if args.group_pattern:
-        names = [s.name for s in discover_samples(_require(args.data), config)]
+        names = [s.name for s in discover_dataset(config, _require(args.data))[1].samples]
         groups = groups_from_pattern(names, args.group_pattern)
     result = run_cross_validation(
         config,

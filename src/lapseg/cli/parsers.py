@@ -83,9 +83,11 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
         parents=[OVERRIDES, DEVICE, PROGRESS],
         help="segment images of any size with a trained model",
         description=(
-            "Apply one model (or an ensemble: several --model paths, probabilities averaged) to an "
-            "image file or a folder of images. Writes OUTPUT/masks/<stem>.tif (0/255 for binary "
-            "models, class indices otherwise) and OUTPUT/probabilities/<stem>.tif (float32)."
+            "Apply one model (or an ensemble: several --model paths, probabilities averaged) to "
+            "images, movies and stacks: an image file or folder (OUTPUT/masks/, labels/, "
+            "probabilities/), a TIFF movie or z-stack (T or Z axis; --axes when the file does not "
+            "say), a folder of frames (--movie), or a Cell Tracking Challenge folder "
+            "(OUTPUT/NAME/masks.tif, labels.tif, tracks.csv; CTC: OUTPUT/NN_RES)."
         ),
     )
     p.add_argument(
@@ -113,6 +115,23 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--tta", action="store_true", help="test-time augmentation: the 8 flips/rotations (~8x)"
+    )
+    p.add_argument(
+        "--movie",
+        action="store_true",
+        help="a folder of 2D images is one movie (frames in natural order): stacks and tracks",
+    )
+    p.add_argument(
+        "--track",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="link the instances of a movie into tracks (default: for movies of 2+ frames)",
+    )
+    p.add_argument("--per-frame", action="store_true", help="movies: also write one file per frame")
+    p.add_argument(
+        "--probabilities",
+        action="store_true",
+        help="movies: also write the probability stack (still images always get theirs)",
     )
     p.add_argument(
         "--engine", choices=("torch", "onnx"), help="inference engine (default: the model's)"

@@ -25,7 +25,7 @@ __all__ = [
     "TemporalConfig",
 ]
 
-Layout = Literal["folders", "sample-folders", "list", "sequences", "ctc"]
+Layout = Literal["auto", "folders", "sample-folders", "list", "sequences", "ctc"]
 Task = Literal["auto", "instances", "semantic", "binary"]
 MaskKind = Literal["auto", "binary", "instance", "classes"]
 Target = Literal["auto", "binary", "three_class"]
@@ -35,7 +35,8 @@ BackgroundMode = Literal["none", "median"]
 TruthSource = Literal["GT", "ST", "GT+ST"]
 SplitMode = Literal["sequence", "time_blocks"]
 
-LAYOUTS: tuple[str, ...] = get_args(Layout)
+LAYOUTS: tuple[str, ...] = get_args(Layout)[1:]
+"""The concrete layouts ("auto" resolves to one of them)."""
 TASKS: tuple[str, ...] = get_args(Task)
 MASK_KINDS: tuple[str, ...] = get_args(MaskKind)[1:]
 """The concrete mask kinds ("auto" resolves to one of them)."""
@@ -54,10 +55,11 @@ class DataConfig(Section):
 
     SECTION = "data"
 
-    layout: Layout = "folders"
+    layout: Layout = "auto"
     """``folders`` (``images/`` + ``masks/`` paired by file stem), ``sample-folders`` (one
     folder per sample holding ``image_name`` and ``mask_name``), ``list`` (a CSV/JSON file as
-    the data path), ``sequences`` or ``ctc`` (time-lapse, see docs/timelapse.md)."""
+    the data path), ``sequences`` or ``ctc`` (time-lapse, see docs/timelapse.md); ``auto``
+    recognises them (and says which in the run log)."""
     images_subdir: str = "images"
     """Image folder of the ``folders`` layout."""
     masks_subdir: str = "masks"
@@ -82,6 +84,13 @@ class DataConfig(Section):
     """What the network learns: ``binary`` (foreground, or the classes of class masks),
     ``three_class`` (background / interior / boundary from instance labels) or ``auto`` (the
     default representation of the task)."""
+    empty_masks: Literal["unannotated", "empty"] = "unannotated"
+    """An all-zero mask (or frame of a mask stack) means ``unannotated`` (skipped; a movie
+    with a few annotated frames) or ``empty`` (an image without objects, trained on). The run
+    log counts them either way."""
+    annotated_frames: str | None = None
+    """A CSV file (columns ``sequence,frame``: sequence name and frame name or index) listing
+    the annotated frames of time-lapse data; the other frames are context only."""
     boundary_width: Int = Field(2, ge=1)
     """Width in pixels of the boundary class of the 3-class target."""
     val_fraction: Fraction = 0.2
@@ -145,7 +154,7 @@ class TemporalConfig(Section):
     """At sequence ends, ``replicate`` the edge frame (000's rule) or ``reflect``."""
     background: BackgroundMode = "none"
     """``median`` subtracts each sequence's temporal median (000, eq. 3) before normalisation."""
-    truth: TruthSource = "GT"
+    truth: TruthSource = "GT+ST"
     """Cell Tracking Challenge annotations to train on: ``GT`` (gold, sparse), ``ST`` (silver,
     every frame) or ``GT+ST`` (gold where present, silver elsewhere)."""
     split: SplitMode = "sequence"

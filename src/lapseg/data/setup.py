@@ -7,29 +7,22 @@ discovery. Normalisation statistics are computed from the training split only.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import logging
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import TypeVar
 
 import numpy as np
 
 from lapseg.config import LapsegConfig
 from lapseg.data.dataset import RunData, Sample, prepare_sample, read_raw_sample
 from lapseg.data.normalization import fit_normalization
+from lapseg.data.sources import DatasetSources, dataset_masks, discover_dataset
 from lapseg.data.split import read_split, split_random, validate_split
 from lapseg.data.targets import three_class_weight_map
 from lapseg.data.tasks import TaskDecision, resolve_task, survey_masks
 from lapseg.data.timelapse import prepare_sequence_run_data
 from lapseg.data.weightmap import border_weight_map
-from lapseg.io.discovery import (
-    SamplePaths,
-    discover_folder_pairs,
-    discover_sample_folders,
-    read_sample_list,
-)
-from lapseg.io.images import read_mask
-from lapseg.io.sequences import SEQUENCE_LAYOUTS, discover_sequences, read_frame_mask
 from lapseg.losses.class_weights import (
     class_pixel_counts,
     inverse_frequency_weights,
@@ -37,27 +30,10 @@ from lapseg.losses.class_weights import (
     total_ratio_weights,
 )
 
-T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 _SURVEYED_MASKS = 16
 """Masks (spread over the dataset) looked at to decide the task."""
-
-
-def discover_samples(data_root: str | Path, config: LapsegConfig) -> list[SamplePaths]:
-    """The samples of a still-image dataset, by the configured layout."""
-    data = config.data
-    if data.layout == "folders":
-        return discover_folder_pairs(
-            data_root,
-            images_subdir=data.images_subdir,
-            masks_subdir=data.masks_subdir,
-            mask_suffix=data.mask_suffix,
-        )
-    if data.layout == "sample-folders":
-        return discover_sample_folders(
-            data_root, image_name=data.image_name, mask_name=data.mask_name
-        )
-    return read_sample_list(data_root)
 
 
 def make_split(names: Sequence[str], config: LapsegConfig) -> dict[str, list[str]]:
@@ -131,13 +107,13 @@ def compute_class_weights(samples: Sequence[Sample], config: LapsegConfig) -> li
 
 def prepare_still_images(
     config: LapsegConfig,
-    data_root: str | Path,
+    sources: DatasetSources,
     *,
     task: TaskDecision,
     split: dict[str, list[str]] | None = None,
 ) -> RunData:
     """Still-image layouts: read the train/val images once, normalise, build samples."""
-    samples = discover_samples(data_root, config)
+    samples = sources.samples
     names = [s.name for s in samples]
     split = validate_split(split, names) if split is not None else make_split(names, config)
     by_name = {s.name: s for s in samples}
@@ -166,35 +142,19 @@ def prepare_still_images(
     )
 
 
-def _training_masks(config: LapsegConfig, data_root: str | Path) -> Iterator[np.ndarray]:
-    """The dataset's masks, spread over the dataset, for the task survey."""
-    if config.data.layout in SEQUENCE_LAYOUTS:
-        sources = discover_sequences(
-            data_root, layout=config.data.layout, axes=config.data.axes, truth=config.temporal.truth
-        )
-        frames = [(source, t) for source in sources for t in source.annotated]
-        for source, t in _spread(frames, _SURVEYED_MASKS):
-            yield read_frame_mask(source, t)
-        return
-    paths = [s.mask for s in discover_samples(data_root, config) if s.mask is not None]
-    for path in _spread(paths, _SURVEYED_MASKS):
-        yield read_mask(path)
-
-
-def _spread(items: Sequence[T], n: int) -> list[T]:
-    """At most ``n`` items evenly spread over ``items`` (first and last included)."""
-    if len(items) <= n:
-        return list(items)
-    return [items[round(i * (len(items) - 1) / (n - 1))] for i in range(n)]
-
-
 def resolve_run_config(
     config: LapsegConfig, data_root: str | Path
-) -> tuple[LapsegConfig, TaskDecision]:
-    """The configuration with its task decided from (a sample of) the dataset's masks."""
+) -> tuple[LapsegConfig, DatasetSources, TaskDecision]:
+    """The configuration with its layout and task decided from the dataset (and the dataset's
+    annotated samples or sequences); every decision is logged."""
+    config, sources = discover_dataset(config, data_root)
     automatic = config.data.task == "auto" and config.data.mask_kind == "auto"
-    survey = survey_masks(_training_masks(config, data_root)) if automatic else None
-    return resolve_task(config, survey)
+    survey = survey_masks(dataset_masks(sources, _SURVEYED_MASKS)) if automatic else None
+    config, task = resolve_task(config, survey)
+    for note in sources.notes:
+        log.info(note)
+    log.info(task.summary())
+    return config, sources, task
 
 
 def prepare_run_data(
@@ -204,18 +164,18 @@ def prepare_run_data(
     split: dict[str, list[str]] | None = None,
     cache_dir: str | Path | None = None,
 ) -> RunData:
-    """Resolve the task, discover, split (or reuse ``split`` when resuming), normalise and
-    prepare a run's data (:class:`RunData` holds the resolved configuration).
+    """Resolve layout and task, discover, split (or reuse ``split`` when resuming), normalise
+    and prepare a run's data (:class:`RunData` holds the resolved configuration).
 
     ``cache_dir`` keeps per-sequence temporal-median backgrounds of time-lapse data.
     """
-    config, task = resolve_run_config(config, data_root)
-    if config.data.layout in SEQUENCE_LAYOUTS:
+    config, sources, task = resolve_run_config(config, data_root)
+    if sources.is_timelapse:
         data = prepare_sequence_run_data(
-            config, data_root, task=task, split=split, cache_dir=cache_dir
+            config, sources.sequences, task=task, split=split, cache_dir=cache_dir
         )
     else:
-        data = prepare_still_images(config, data_root, task=task, split=split)
+        data = prepare_still_images(config, sources, task=task, split=split)
     return replace(data, train=with_border_weights(data.train, config))
 
 

@@ -16,6 +16,7 @@ not segmentation.
 
 from __future__ import annotations
 
+import csv
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from itertools import pairwise
@@ -33,7 +34,7 @@ from lapseg.data.tasks import TaskDecision
 from lapseg.data.temporal import stack_context
 from lapseg.errors import LapsegInputError
 from lapseg.io.discovery import SamplePaths
-from lapseg.io.sequences import SequenceSource, discover_sequences, read_frame_mask, read_frames
+from lapseg.io.sequences import SequenceSource, read_frame_mask, read_frames
 
 
 def frame_grid(data: DataConfig) -> tuple[Callable[[np.ndarray], np.ndarray] | None, str]:
@@ -81,6 +82,87 @@ def sequence_stats(stats: NormalizationStats, channels: int) -> NormalizationSta
     return replace(stats, mean=stats.mean * channels, std=stats.std * channels)
 
 
+# --------------------------------------------------------------------------- annotation
+
+
+def _listed_frames(path: str | Path, sources: Sequence[SequenceSource]) -> dict[str, set[int]]:
+    """Sequence name -> annotated frame indices from a ``sequence,frame`` CSV file."""
+    by_name = {source.name: source for source in sources}
+    listed: dict[str, set[int]] = {name: set() for name in by_name}
+    try:
+        with Path(path).open(newline="", encoding="utf-8") as handle:
+            rows = list(csv.DictReader(handle))
+    except OSError as error:
+        raise LapsegInputError(
+            f"cannot read the annotated-frames list ({error.strerror})", path=path
+        ) from None
+    if rows and not {"sequence", "frame"} <= set(rows[0]):
+        raise LapsegInputError("the annotated-frames list needs columns sequence,frame", path=path)
+    for number, row in enumerate(rows, start=2):
+        source = by_name.get(row["sequence"])
+        if source is None:
+            raise LapsegInputError(
+                f"line {number}: no sequence named {row['sequence']!r} (sequences: "
+                f"{', '.join(by_name)})",
+                path=path,
+            )
+        frame = row["frame"].strip()
+        t = source.frame_names.index(frame) if frame in source.frame_names else None
+        if t is None and frame.isdigit() and int(frame) < source.n_frames:
+            t = int(frame)
+        if t is None:
+            raise LapsegInputError(
+                f"line {number}: sequence {source.name!r} has no frame {frame!r}", path=path
+            )
+        if t not in source.with_masks:
+            raise LapsegInputError(
+                f"line {number}: frame {frame!r} of {source.name!r} has no mask", path=path
+            )
+        listed[source.name].add(t)
+    return listed
+
+
+def annotated_sequences(
+    sources: Sequence[SequenceSource], data: DataConfig
+) -> tuple[list[SequenceSource], list[str]]:
+    """Decide which frames are annotated, and say so per sequence.
+
+    With ``data.annotated_frames`` the listed frames are; otherwise every frame with a mask,
+    except all-zero masks when ``data.empty_masks`` is ``"unannotated"`` (a mask stack of a
+    movie annotates a few frames and leaves the rest empty).
+
+    Returns
+    -------
+    sources : list of SequenceSource
+        With ``annotated_frames`` set.
+    report : list of str
+        One line per sequence for the run's log.
+    """
+    listed = _listed_frames(data.annotated_frames, sources) if data.annotated_frames else None
+    decided, report = [], []
+    for source in sources:
+        candidates = source.with_masks
+        if listed is not None:
+            frames = sorted(listed[source.name])
+            why = f"listed in {Path(str(data.annotated_frames)).name}"
+        elif data.empty_masks == "empty":
+            frames, why = candidates, "all-zero masks count as frames without objects"
+        else:
+            frames = [t for t in candidates if read_frame_mask(source, t).any()]
+            empty = len(candidates) - len(frames)
+            why = (
+                f"{empty} all-zero mask(s) treated as unannotated (data.empty_masks=empty "
+                "trains on them as frames without objects)"
+                if empty
+                else "every mask has objects"
+            )
+        decided.append(replace(source, annotated_frames=tuple(frames)))
+        report.append(
+            f"{source.name}: {len(frames)} of {source.n_frames} frame(s) annotated ({why})"
+        )
+    return decided, report
+
+
 # --------------------------------------------------------------------------- splits
 
 
@@ -94,35 +176,49 @@ def _sample_index(sources: Sequence[SequenceSource]) -> dict[str, tuple[int, int
 
 
 def time_block_split(
-    n_frames: int, *, val_fraction: float, test_fraction: float, gap: int
+    frames: Sequence[int], *, val_fraction: float, test_fraction: float, gap: int
 ) -> dict[str, list[int]]:
-    """Cut frames ``0 .. n_frames-1`` into train | gap | val | gap | test blocks.
+    """Cut the annotated ``frames`` of one sequence into train | gap | val | gap | test blocks.
 
-    Validation and test blocks hold ``round(fraction * n_frames)`` frames (at least one when
-    the fraction is positive); the ``gap`` frames before each of them are used by no subset.
+    The test block is the last ``round(test_fraction * n)`` annotated frames and the validation
+    block the ones before it (at least one each when the fraction is positive); annotated
+    frames fewer than ``gap + 1`` frames before a block start are used by no subset, so no
+    training frame is a near-copy of a validation or test frame.
+
+    Parameters
+    ----------
+    frames : sequence of int
+        Indices of the annotated frames (any order; each once).
 
     Returns
     -------
     blocks : dict
         ``{"train": [...], "val": [...], "test": [...]}`` frame indices.
     """
-    n_val = max(1, round(val_fraction * n_frames)) if val_fraction > 0 else 0
-    n_test = max(1, round(test_fraction * n_frames)) if test_fraction > 0 else 0
-    n_gaps = gap * ((n_val > 0) + (n_test > 0))
-    n_train = n_frames - n_val - n_test - n_gaps
-    if n_train < 1:
+    remaining = sorted(frames)
+    n = len(remaining)
+    blocks: dict[str, list[int]] = {"train": [], "val": [], "test": []}
+    for key, fraction in (("test", test_fraction), ("val", val_fraction)):
+        count = max(1, round(fraction * n)) if fraction > 0 else 0
+        if count == 0:
+            continue
+        if count >= len(remaining):
+            raise LapsegInputError(
+                f"a sequence with {n} annotated frame(s) is too short for time blocks with "
+                f"val_fraction={val_fraction}, test_fraction={test_fraction} and "
+                f"temporal.gap={gap}: annotate more frames or lower the fractions"
+            )
+        blocks[key] = remaining[-count:]
+        start = blocks[key][0]
+        remaining = [t for t in remaining[:-count] if t < start - gap]
+    if not remaining:
         raise LapsegInputError(
-            f"a sequence of {n_frames} frames is too short for time blocks with "
-            f"val_fraction={val_fraction}, test_fraction={test_fraction} and temporal.gap={gap}"
+            f"a sequence with {n} annotated frame(s) leaves none for training after the "
+            f"validation/test blocks and temporal.gap={gap}: annotate more frames or lower "
+            "data.val_fraction / temporal.gap"
         )
-    frames = list(range(n_frames))
-    val_start = n_train + (gap if n_val else 0)
-    test_start = val_start + n_val + (gap if n_test else 0)
-    return {
-        "train": frames[:n_train],
-        "val": frames[val_start : val_start + n_val],
-        "test": frames[test_start : test_start + n_test],
-    }
+    blocks["train"] = remaining
+    return blocks
 
 
 def split_sequences(
@@ -147,14 +243,13 @@ def split_sequences(
     else:
         for source in sources:
             blocks = time_block_split(
-                source.n_frames,
+                source.annotated,
                 val_fraction=data.val_fraction,
                 test_fraction=data.test_fraction,
                 gap=temporal.gap,
             )
-            annotated = set(source.annotated)
             for key, frames in blocks.items():
-                split[key].extend(source.sample_name(t) for t in frames if t in annotated)
+                split[key].extend(source.sample_name(t) for t in frames)
     if not split["train"]:
         raise LapsegInputError("the time-lapse split left no annotated frame for training")
     return split
@@ -209,7 +304,7 @@ def _resolve_split(
 
 def prepare_sequence_run_data(
     config: LapsegConfig,
-    data_root: str | Path,
+    sources: Sequence[SequenceSource],
     *,
     task: TaskDecision,
     split: Mapping[str, Sequence[str]] | None = None,
@@ -240,9 +335,6 @@ def prepare_sequence_run_data(
             f"temporal.gap={temporal.gap} must be >= temporal.context={k}: otherwise validation "
             "inputs contain training frames"
         )
-    sources = discover_sequences(
-        data_root, layout=data.layout, axes=data.axes, truth=temporal.truth
-    )
     resolved = _resolve_split(sources, config, split)
     index = _sample_index(sources)
     needed = sorted({index[n][0] for key in ("train", "val") for n in resolved[key]})

@@ -6,23 +6,29 @@ Each model's checkpoint holds its resolved configuration: ``temporal.context`` (
 subtracted when the model was trained so, frames ``t-k .. t+k`` are stacked, and the probability
 map is mapped back to frame ``t``'s own pixel grid. Several models (an ensemble) may use
 different k: each gets its own stack, and their probabilities are averaged.
+
+Frames are read on demand and only the few around ``t`` are kept (:class:`LazyFrames`), so a
+sequence of any length is never held in memory; the temporal median is computed band by band.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections import OrderedDict
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
 from lapseg.config import LapsegConfig, PredictConfig
+from lapseg.data.background import subtract_background, temporal_median
 from lapseg.data.geometry import center_crop_or_pad, resize_to, undo_center_crop_or_pad
-from lapseg.data.temporal import stack_context
-from lapseg.data.timelapse import load_sequence
+from lapseg.data.temporal import context_indices
+from lapseg.data.timelapse import frame_grid
 from lapseg.errors import LapsegInputError
-from lapseg.inference.predict import LoadedModel, model_mask, predict_probabilities
-from lapseg.io.images import write_tiff
-from lapseg.io.sequences import SequenceSource
+from lapseg.inference.predict import LoadedModel, predict_probabilities
+from lapseg.io.sequences import SequenceSource, frame_reader
+
+__all__ = ["LazyFrames", "SequencePredictor", "map_to_frame"]
 
 
 def _grid_key(config: LapsegConfig) -> tuple:
@@ -44,10 +50,75 @@ def map_to_frame(
     return prob
 
 
+class LazyFrames:
+    """The frames of one sequence as a model saw them in training, read on demand.
+
+    ``frames[t]`` is frame ``t`` as ``(Y, X)`` float32 on the model's grid with the background
+    removed; the last ``keep`` frames are cached (a sliding window over the context).
+    """
+
+    def __init__(
+        self,
+        source: SequenceSource,
+        config: LapsegConfig,
+        *,
+        cache_dir: str | Path | None = None,
+        keep: int = 16,
+    ) -> None:
+        self.source = source
+        self._read = frame_reader(source)
+        self._grid, grid_key = frame_grid(config.data)
+        self._background = None
+        if config.temporal.background == "median":
+            self._background = temporal_median(
+                source, grid=self._grid, cache_dir=cache_dir, grid_key=grid_key
+            )
+        self._keep = keep
+        self._cache: OrderedDict[int, np.ndarray] = OrderedDict()
+        self._shapes: dict[int, tuple[int, int]] = {}
+        self._first_shape: tuple[int, ...] | None = None
+
+    def __len__(self) -> int:
+        return self.source.n_frames
+
+    def __getitem__(self, t: int) -> np.ndarray:
+        if t in self._cache:
+            self._cache.move_to_end(t)
+            return self._cache[t]
+        raw = self._read(t)
+        self._shapes[t] = (int(raw.shape[0]), int(raw.shape[1]))
+        frame = self._grid(raw) if self._grid is not None else raw
+        if self._first_shape is None:
+            self._first_shape = frame.shape
+        elif frame.shape != self._first_shape:
+            raise LapsegInputError(
+                f"frame size {frame.shape} differs from the sequence's first frame "
+                f"{self._first_shape}; set data.crop_or_pad (or data.resize) to a common size",
+                path=self.source.frame_path(t),
+            )
+        if self._background is not None:
+            frame = subtract_background(frame, self._background)
+        frame = np.asarray(frame, dtype=np.float32)
+        self._cache[t] = frame
+        while len(self._cache) > self._keep:
+            self._cache.popitem(last=False)
+        return frame
+
+    def shape(self, t: int) -> tuple[int, int]:
+        """Original ``(Y, X)`` shape of frame ``t`` (read if needed)."""
+        if t not in self._shapes:
+            self[t]
+        return self._shapes[t]
+
+    def context(self, t: int, k: int, mode: str) -> np.ndarray:
+        """Frames ``t-k .. t+k`` stacked as ``(2k+1, Y, X)`` channels."""
+        return np.stack([self[i] for i in context_indices(t, len(self), k, mode)])
+
+
 class SequencePredictor:
     """Frame-by-frame probabilities of one sequence for a list of models (an ensemble).
 
-    Frames are loaded once per distinct preprocessing (grid and background) among the models.
+    Frames are read once per distinct preprocessing (grid and background) among the models.
     """
 
     def __init__(
@@ -63,113 +134,33 @@ class SequencePredictor:
         self.models = list(models)
         self.source = source
         self.predict = predict
-        self._frames: dict[tuple, tuple[np.ndarray, list[tuple[int, int]]]] = {}
+        self._frames: dict[tuple, LazyFrames] = {}
         for loaded in self.models:
             key = _grid_key(loaded.config)
             if key not in self._frames:
-                self._frames[key] = load_sequence(
-                    source,
-                    data=loaded.config.data,
-                    temporal=loaded.config.temporal,
-                    cache_dir=cache_dir,
+                context = loaded.config.temporal.context
+                self._frames[key] = LazyFrames(
+                    source, loaded.config, cache_dir=cache_dir, keep=max(16, 4 * context + 2)
                 )
+
+    @property
+    def n_frames(self) -> int:
+        """Number of frames of the sequence."""
+        return self.source.n_frames
 
     def frame_shape(self, t: int) -> tuple[int, int]:
         """Original ``(Y, X)`` shape of frame ``t``."""
-        return next(iter(self._frames.values()))[1][t]
+        return next(iter(self._frames.values())).shape(t)
 
     def probabilities(self, t: int) -> np.ndarray:
         """``(K, Y, X)`` float32 probabilities of frame ``t`` on its own pixel grid."""
         maps = []
         for loaded in self.models:
-            frames, shapes = self._frames[_grid_key(loaded.config)]
+            frames = self._frames[_grid_key(loaded.config)]
             temporal = loaded.config.temporal
-            stacked = stack_context(frames, t, temporal.context, temporal.edge_mode)
+            stacked = frames.context(t, temporal.context, temporal.edge_mode)
             prob = predict_probabilities([loaded], stacked, predict=self.predict)
-            maps.append(map_to_frame(prob, shapes[t], loaded.config))
+            maps.append(map_to_frame(prob, frames.shape(t), loaded.config))
         if any(m.shape != maps[0].shape for m in maps):
             raise LapsegInputError("ensemble members predict different numbers of classes")
         return np.mean(maps, axis=0).astype(np.float32)
-
-
-def predict_sequence(
-    models: Sequence[LoadedModel],
-    source: SequenceSource,
-    output_dir: str | Path,
-    *,
-    predict: PredictConfig | None = None,
-    frames: Sequence[int] | None = None,
-    cache_dir: str | Path | None = None,
-    write_probabilities: bool = True,
-    on_frame: Callable[[int, int], None] | None = None,
-) -> list[Path]:
-    """Write ``masks/<sequence>/<frame>.tif`` (and ``probabilities/...``) for every frame.
-
-    Parameters
-    ----------
-    models : sequence of LoadedModel
-        From :func:`lapseg.inference.predict.load_model`; their stored temporal settings apply.
-    source : SequenceSource
-        From :func:`lapseg.io.sequences.discover_sequences`.
-    output_dir : str or Path
-    predict : PredictConfig, optional
-        Overrides the tiling/threshold settings stored in the first model.
-    frames : sequence of int, optional
-        Only these frame indices (all by default); context frames are still read.
-    cache_dir : str or Path, optional
-        Cache folder for the median background (default: ``output_dir/.cache``).
-    write_probabilities : bool
-        Also write the foreground probability (or class probabilities) per frame.
-    on_frame : callable, optional
-        ``on_frame(done, total)`` after each frame (progress bar).
-
-    Returns
-    -------
-    masks : list of Path
-        The written mask files, in frame order. Writes are atomic.
-    """
-    output_dir = Path(output_dir)
-    predictor = SequencePredictor(
-        models,
-        source,
-        predict=predict,
-        cache_dir=cache_dir if cache_dir is not None else output_dir / ".cache",
-    )
-    wanted = list(range(source.n_frames)) if frames is None else list(frames)
-    inputs = {Path(p).resolve() for p in source.files()}
-    written = []
-    for done, t in enumerate(wanted, start=1):
-        prob = predictor.probabilities(t)
-        mask = model_mask(models[0], prob, predict=predict)
-        mask_path = output_dir / "masks" / source.name / f"{source.frame_names[t]}.tif"
-        if mask_path.resolve() in inputs:
-            raise LapsegInputError("output would overwrite an input frame", path=mask_path)
-        if write_probabilities:
-            prob_out = prob[0] if prob.shape[0] == 1 else prob
-            write_tiff(
-                output_dir / "probabilities" / source.name / f"{source.frame_names[t]}.tif",
-                prob_out,
-                axes="YX" if prob_out.ndim == 2 else "CYX",
-            )
-        write_tiff(mask_path, mask, axes="YX")
-        written.append(mask_path)
-        if on_frame is not None:
-            on_frame(done, len(wanted))
-    return written
-
-
-def predict_sequences(
-    models: Sequence[LoadedModel],
-    sources: Sequence[SequenceSource],
-    output_dir: str | Path,
-    *,
-    predict: PredictConfig | None = None,
-    on_frame: Callable[[int, int], None] | None = None,
-) -> dict[str, list[Path]]:
-    """:func:`predict_sequence` for several sequences; returns masks per sequence name."""
-    return {
-        source.name: predict_sequence(
-            models, source, output_dir, predict=predict, on_frame=on_frame
-        )
-        for source in sources
-    }

@@ -13,6 +13,7 @@ half-written file.
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -132,15 +133,19 @@ def _resolution_pixel_size(tif: tifffile.TiffFile) -> tuple[float, float] | None
     return (sizes[0], sizes[1])
 
 
+def tiff_pixel_size(tif: tifffile.TiffFile, path: Path) -> tuple[float, float] | None:
+    """``(y, x)`` pixel size in micrometres of an open TIFF (OME or resolution tags), or None."""
+    if tif.is_ome:
+        return _ome_pixel_size(tif.ome_metadata or "", path)
+    return _resolution_pixel_size(tif)
+
+
 def _read_tiff(path: Path) -> tuple[np.ndarray, str | None, tuple[float, float] | None]:
     with tifffile.TiffFile(path) as tif:
         series = tif.series[0]
         array = series.asarray()
         axes: str | None = series.axes
-        if tif.is_ome:
-            pixel_size = _ome_pixel_size(tif.ome_metadata or "", path)
-        else:
-            pixel_size = _resolution_pixel_size(tif)
+        pixel_size = tiff_pixel_size(tif, path)
     if axes is not None:
         axes = axes.upper().replace("S", "C")  # TIFF samples per pixel are channels
     return array, axes, pixel_size
@@ -313,6 +318,25 @@ def read_mask(path: str | Path) -> np.ndarray:
     return mask.astype(np.int32)
 
 
+def _ome_metadata(
+    axes: str, pixel_size: tuple[float, float] | None, path: Path
+) -> dict[str, object]:
+    metadata: dict[str, object] = {"axes": axes}
+    if pixel_size is not None:
+        y, x = (float(v) for v in pixel_size)
+        if not (np.isfinite(y) and np.isfinite(x) and y > 0 and x > 0):
+            raise LapsegInputError(f"pixel size must be positive, got {pixel_size}", path=path)
+        metadata.update(
+            PhysicalSizeY=y, PhysicalSizeYUnit="µm", PhysicalSizeX=x, PhysicalSizeXUnit="µm"
+        )
+    return metadata
+
+
+def _check_tiff_path(path: Path) -> None:
+    if path.suffix.lower() not in TIFF_EXTENSIONS:
+        raise LapsegInputError("write_tiff needs a .tif or .tiff file name", path=path)
+
+
 def write_tiff(
     path: str | Path,
     array: np.ndarray,
@@ -343,24 +367,58 @@ def write_tiff(
         ``path``.
     """
     path = Path(path)
-    if path.suffix.lower() not in TIFF_EXTENSIONS:
-        raise LapsegInputError("write_tiff needs a .tif or .tiff file name", path=path)
+    _check_tiff_path(path)
     axes = validate_axes(axes, ndim=np.ndim(array))
     canonical = "".join(a for a in AXES_VOCABULARY if a in axes)
     data = np.ascontiguousarray(np.transpose(np.asarray(array), [axes.index(a) for a in canonical]))
-    metadata: dict[str, object] = {"axes": canonical}
-    if pixel_size is not None:
-        y, x = (float(v) for v in pixel_size)
-        if not (np.isfinite(y) and np.isfinite(x) and y > 0 and x > 0):
-            raise LapsegInputError(f"pixel size must be positive, got {pixel_size}", path=path)
-        metadata.update(
-            PhysicalSizeY=y, PhysicalSizeYUnit="µm", PhysicalSizeX=x, PhysicalSizeXUnit="µm"
-        )
+    metadata = _ome_metadata(canonical, pixel_size, path)
     with atomic_output(path) as tmp:
         tifffile.imwrite(
             tmp,
             data,
             ome=True,
+            photometric="minisblack",
+            metadata=metadata,
+            compression=compression,
+        )
+    return path
+
+
+def write_tiff_stack(
+    path: str | Path,
+    frames: Iterable[np.ndarray],
+    *,
+    shape: tuple[int, ...],
+    dtype: np.dtype | type,
+    axes: str,
+    pixel_size: tuple[float, float] | None = None,
+    compression: str | None = "zlib",
+) -> Path:
+    """Write a stack frame by frame as an OME-TIFF (a movie is never held in memory).
+
+    Parameters
+    ----------
+    path : str or Path
+        Destination (``.tif``), written atomically.
+    frames : iterable of ndarray
+        The stack's leading-axis slices in order (e.g. ``(Y, X)`` frames of a ``TYX`` stack).
+    shape, dtype
+        Shape and dtype of the whole stack.
+    axes : str
+        Axes of the stack in canonical order (``"TYX"``, ``"TCYX"``, ``"ZYX"``).
+    pixel_size, compression
+        As in :func:`write_tiff`.
+    """
+    path = Path(path)
+    _check_tiff_path(path)
+    axes = validate_axes(axes, ndim=len(shape))
+    metadata = _ome_metadata(axes, pixel_size, path)
+    planes = (plane for frame in frames for plane in np.reshape(frame, (-1, *shape[-2:])))
+    with atomic_output(path) as tmp, tifffile.TiffWriter(tmp, ome=True, bigtiff=True) as tif:
+        tif.write(
+            planes,  # tifffile writes (Y, X) pages
+            shape=shape,
+            dtype=dtype,
             photometric="minisblack",
             metadata=metadata,
             compression=compression,

@@ -31,8 +31,9 @@ import tifffile
 
 from lapseg.axes import validate_axes
 from lapseg.errors import LapsegInputError
-from lapseg.io.discovery import _image_files, natural_sort_key
+from lapseg.io.discovery import _image_files, natural_sort_key, output_stem
 from lapseg.io.images import read_image, read_mask
+from lapseg.io.movies import stack_axes
 
 _TRAILING_NUMBER = re.compile(r"(\d+)$")
 _CTC_FRAME = re.compile(r"^t(\d+)$")
@@ -63,7 +64,10 @@ class SequenceSource:
     masks : dict of int to Path
         Frame index -> mask file, for the frames that have ground truth.
     mask_stack : Path or None
-        A mask stack with the same axes as ``stack`` (every frame annotated).
+        A mask stack with the same axes as ``stack``.
+    annotated_frames : tuple of int or None
+        The frames whose mask is ground truth, when decided (see
+        :func:`lapseg.data.timelapse.annotated_sequences`); None: every frame with a mask.
     """
 
     name: str
@@ -74,6 +78,7 @@ class SequenceSource:
     z_index: int | None = None
     masks: Mapping[int, Path] = field(default_factory=dict)
     mask_stack: Path | None = None
+    annotated_frames: tuple[int, ...] | None = None
 
     @property
     def n_frames(self) -> int:
@@ -81,11 +86,18 @@ class SequenceSource:
         return len(self.frame_names)
 
     @property
-    def annotated(self) -> list[int]:
-        """Indices of the frames with a mask, in time order."""
+    def with_masks(self) -> list[int]:
+        """Indices of the frames that have a mask (file or stack frame), in time order."""
         if self.mask_stack is not None:
             return list(range(self.n_frames))
         return sorted(self.masks)
+
+    @property
+    def annotated(self) -> list[int]:
+        """Indices of the annotated frames (ground truth), in time order."""
+        if self.annotated_frames is not None:
+            return list(self.annotated_frames)
+        return self.with_masks
 
     def sample_name(self, t: int) -> str:
         """The sample name of frame ``t``, e.g. ``"01/t007"``."""
@@ -244,7 +256,11 @@ def _folder_sequence(folder: Path, name: str) -> SequenceSource:
 
 
 def _stack_sequences(path: Path, axes: str | None, mask_stack: Path | None) -> list[SequenceSource]:
-    axes = validate_axes(axes or "TYX")
+    axes, _, _ = stack_axes(path, axes)
+    if "T" not in axes:
+        raise LapsegInputError(
+            f"stack axes {axes!r} have no time axis 'T'; set data.axes (e.g. TYX)", path=path
+        )
     volume = _stack_tzyx(path, axes)
     n_t, n_z = volume.shape[:2]
     if mask_stack is not None:
@@ -271,12 +287,27 @@ def _stack_sequences(path: Path, axes: str | None, mask_stack: Path | None) -> l
     ]
 
 
+def _mask_for(stack: Path, masks_dir: Path) -> Path | None:
+    """The mask stack of ``stack`` in ``masks_dir``: the same file name, or the same stem."""
+    if (masks_dir / stack.name).is_file():
+        return masks_dir / stack.name
+    stem = output_stem(stack)
+    matches = (
+        [m for m in _image_files(masks_dir) if output_stem(m) == stem] if masks_dir.is_dir() else []
+    )
+    return matches[0] if matches else None
+
+
 def _discover_plain(root: Path, axes: str | None) -> list[SequenceSource]:
     if root.is_file():
         return _stack_sequences(root, axes, None)
     if (root / "frames").is_dir():
         return [_folder_sequence(root, root.name)]
     sources: list[SequenceSource] = []
+    if (root / "images").is_dir():  # movies in the images/ + masks/ layout
+        for stack in _image_files(root / "images"):
+            sources.extend(_stack_sequences(stack, axes, _mask_for(stack, root / "masks")))
+        return sources
     masks_dir = root / "masks"
     for entry in sorted(root.iterdir(), key=lambda p: natural_sort_key(p.name)):
         if entry.name.startswith("."):
@@ -339,7 +370,8 @@ def discover_sequences(
     layout : str
         "sequences" or "ctc" (see the module docstring).
     axes : str, optional
-        Axes of stack files (``data.axes``): "TYX" (default), "TZYX", "ZTYX", ...
+        Axes of stack files (``data.axes``), e.g. "TYX", "TZYX", "ZTYX"; default: from each
+        file's metadata (a stack that does not say is an error asking for the axes).
     truth : str
         CTC annotations: "GT", "ST" or "GT+ST".
 

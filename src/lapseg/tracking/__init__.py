@@ -11,23 +11,32 @@ CTC files are read and written by :mod:`lapseg.io.ctc`; DET and TRA are in
 """
 
 from lapseg.tracking.linking import (
+    FrameObjects,
     Tracks,
     default_max_distance,
     frame_objects,
     link_instances,
+    link_objects,
     links_to_tracks,
+    relabel_frame,
+    track_dtype,
 )
 from lapseg.tracking.synthetic import moving_discs, scramble_labels
-from lapseg.tracking.tables import napari_tracks, object_table
+from lapseg.tracking.tables import napari_tracks, object_table, track_rows
 
 __all__ = [
+    "FrameObjects",
     "Tracks",
     "default_max_distance",
     "frame_objects",
     "link_instances",
+    "link_objects",
     "links_to_tracks",
     "moving_discs",
     "napari_tracks",
     "object_table",
+    "relabel_frame",
     "scramble_labels",
+    "track_dtype",
+    "track_rows",
 ]

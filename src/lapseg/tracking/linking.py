@@ -26,12 +26,16 @@ from numpy.typing import NDArray
 from lapseg.errors import LapsegInputError
 
 __all__ = [
+    "FrameObjects",
     "Tracks",
     "check_label_stack",
     "default_max_distance",
     "frame_objects",
     "link_instances",
+    "link_objects",
     "links_to_tracks",
+    "relabel_frame",
+    "track_dtype",
 ]
 
 
@@ -245,24 +249,78 @@ def link_instances(
         a negative label, ``max_distance <= 0`` or ``max_gap < 0``.
     """
     stack = check_label_stack(labels)
+    objects = [frame_objects(frame) for frame in stack]
+    track_of, table = link_objects(
+        objects, max_distance=max_distance, max_gap=max_gap, divisions=divisions
+    )
+    dtype = track_dtype(table)
+    relabelled = np.zeros(stack.shape, dtype=dtype)
+    for t, ((ids, _, _), tracks) in enumerate(zip(objects, track_of, strict=True)):
+        relabelled[t] = relabel_frame(stack[t], ids, tracks, dtype=dtype)
+    return Tracks(labels=relabelled, table=table)
+
+
+FrameObjects = tuple[NDArray[np.int64], NDArray[np.float64], NDArray[np.int64]]
+"""``(ids, centroids, areas)`` of one frame (:func:`frame_objects`)."""
+
+
+def link_objects(
+    objects: list[FrameObjects],
+    *,
+    max_distance: float | None = None,
+    max_gap: int = 1,
+    divisions: bool = True,
+) -> tuple[list[NDArray[np.int64]], NDArray[np.int64]]:
+    """:func:`link_instances` on per-frame object tables (a movie never held in memory).
+
+    Parameters
+    ----------
+    objects : list of (ids, centroids, areas)
+        One :func:`frame_objects` result per frame, T >= 2.
+    max_distance, max_gap, divisions
+        As in :func:`link_instances`; the default distance is the median equivalent diameter.
+
+    Returns
+    -------
+    track_of : list of (n_t,) ndarray of int64
+        Track id of every object, per frame, in the order of ``ids``.
+    table : (N, 4) ndarray of int64
+        ``L B E P`` rows.
+    """
+    if len(objects) < 2:
+        raise LapsegInputError("tracking needs T >= 2 frames; the movie has a single frame")
+    areas = np.concatenate([a for _, _, a in objects])
+    if areas.size == 0:
+        raise LapsegInputError("no objects in any frame: nothing to track")
     if max_distance is None:
-        max_distance = default_max_distance(stack)
+        max_distance = float(2.0 * np.sqrt(np.median(areas) / np.pi))
     if not max_distance > 0:
         raise LapsegInputError(f"max_distance must be > 0 pixels, got {max_distance}")
     if max_gap < 0:
         raise LapsegInputError(f"max_gap must be >= 0 frames, got {max_gap}")
-    objects = [frame_objects(frame) for frame in stack]
     links = _predict_graph(
         [centroids for _, centroids, _ in objects],
         max_distance=max_distance,
         max_gap=max_gap,
         divisions=divisions,
     )
-    track_of, table = links_to_tracks([ids.size for ids, _, _ in objects], links)
-    dtype = np.uint16 if table.shape[0] <= np.iinfo(np.uint16).max else np.uint32
-    relabelled = np.zeros(stack.shape, dtype=dtype)
-    for t, ((ids, _, _), tracks) in enumerate(zip(objects, track_of, strict=True)):
-        lut = np.zeros(int(stack[t].max()) + 1, dtype=dtype)
-        lut[ids] = tracks
-        relabelled[t] = lut[stack[t]]
-    return Tracks(labels=relabelled, table=table)
+    return links_to_tracks([ids.size for ids, _, _ in objects], links)
+
+
+def track_dtype(table: NDArray[np.int64]) -> type[np.unsignedinteger]:
+    """uint16 for up to 65535 tracks, else uint32."""
+    return np.uint16 if table.shape[0] <= np.iinfo(np.uint16).max else np.uint32
+
+
+def relabel_frame(
+    frame: NDArray[np.integer],
+    ids: NDArray[np.int64],
+    tracks: NDArray[np.int64],
+    *,
+    dtype: type[np.unsignedinteger] = np.uint16,
+) -> NDArray[np.unsignedinteger]:
+    """``frame`` with each object ``ids[i]`` relabelled to its track ``tracks[i]``."""
+    frame = np.asarray(frame)
+    lut = np.zeros(int(frame.max(initial=0)) + 1, dtype=dtype)
+    lut[ids] = tracks
+    return lut[frame]

@@ -6,7 +6,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from lapseg.io.ctc import check_tracks
-from lapseg.tracking.linking import frame_objects
+from lapseg.tracking.linking import FrameObjects, frame_objects
 
 __all__ = ["OBJECT_COLUMNS", "napari_tracks", "object_table"]
 
@@ -81,3 +81,27 @@ def napari_tracks(
     table, objects = _objects(labels, tracks)
     graph = {int(L): [int(P)] for L, _, _, P in table.tolist() if P != 0}
     return objects[:, :4].copy(), graph
+
+
+def track_rows(
+    objects: list[FrameObjects], track_of: list[NDArray[np.int64]], table: NDArray[np.int64]
+) -> list[dict[str, int | float]]:
+    """The rows of :func:`object_table` from per-frame object tables and their track ids
+    (:func:`lapseg.tracking.linking.link_objects`), without the label stack."""
+    parent = dict(zip(table[:, 0].tolist(), table[:, 3].tolist(), strict=True))
+    rows = [
+        {
+            "track_id": int(track),
+            "frame": t,
+            "y": float(y),
+            "x": float(x),
+            "area": int(area),
+            "parent": parent[int(track)],
+        }
+        for t, ((_, centroids, areas), tracks) in enumerate(zip(objects, track_of, strict=True))
+        for track, (y, x), area in zip(
+            tracks.tolist(), centroids.tolist(), areas.tolist(), strict=True
+        )
+    ]
+    rows.sort(key=lambda row: (row["track_id"], row["frame"]))
+    return rows

@@ -90,11 +90,11 @@ def evaluate_test_images(
 ) -> list[dict[str, Any]]:
     """Predict the named test samples with ``run_dir/best.pt``; per-image metrics rows."""
     from lapseg.data.dataset import read_raw_sample
-    from lapseg.data.setup import discover_samples
+    from lapseg.data.sources import discover_samples
     from lapseg.inference.predict import load_model, model_mask, predict_probabilities
 
     loaded = load_model(run_dir, device=config.train.device)
-    by_name = {s.name: s for s in discover_samples(data_root, config)}
+    by_name = {s.name: s for s in discover_samples(data_root, loaded.config)}
     semantic = loaded.config.data.task == "semantic"
     num_classes = loaded.config.model.outputs if semantic else 2  # else: foreground metrics
     rows = []
@@ -153,14 +153,18 @@ def _train_fold(
 
 
 def _sample_names(config: LapsegConfig, data_root: str | Path) -> list[str]:
-    if config.data.layout in ("sequences", "ctc"):
-        raise LapsegInputError(
-            f"cross-validation supports still-image layouts; data.layout={config.data.layout!r} "
-            "is not supported yet (group frames by sequence with the groups argument instead)"
-        )
-    from lapseg.data.setup import discover_samples
+    from lapseg.data.sources import discover_dataset
 
-    return [s.name for s in discover_samples(data_root, config) if s.mask is not None]
+    sources_layout: str = config.data.layout
+    if sources_layout not in ("sequences", "ctc"):
+        _, sources = discover_dataset(config, data_root)
+        sources_layout = sources.layout
+    if sources_layout in ("sequences", "ctc"):
+        raise LapsegInputError(
+            f"cross-validation supports still-image layouts; the {sources_layout} layout is not "
+            "supported yet (group frames by sequence with --group-pattern instead)"
+        )
+    return [s.name for s in sources.samples]
 
 
 def _check_folds_file(path: Path, payload: dict[str, Any]) -> None:

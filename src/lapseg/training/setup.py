@@ -131,7 +131,6 @@ def setup_run(
     cache = run_dir / "cache" if config.temporal.background == "median" else None
     data = prepare_run_data(config, data_root, split=state and state["split"], cache_dir=cache)
     config = data.config  # the task (and what follows from it) decided from the masks
-    log.info(data.task.summary())
     log.info(
         "%d training and %d validation sample(s); %s on %s",
         len(data.train),
