@@ -11,12 +11,14 @@ import pytest
 import tifffile
 
 from lapseg.errors import LapsegInputError
+from lapseg.io.images import read_mask
 from lapseg.metrics.evaluate import (
     EvaluationResult,
     evaluate_folders,
     format_metrics_table,
     pair_predictions,
 )
+from lapseg.metrics.pairing import pair_frames
 from lapseg.metrics.pixel import binary_metrics, confusion_matrix
 from lapseg.report.plots import save_evaluation_boxplots
 
@@ -48,9 +50,32 @@ def folders(tmp_path):
 def test_pair_predictions_natural_order_and_masks_subfolder(folders):
     pred_dir, truth_dir, _ = folders
     pairs = pair_predictions(pred_dir, truth_dir)
-    assert [p[0] for p in pairs] == ["img1", "img2", "img10"]
-    assert all(p[1].parent == pred_dir / "masks" for p in pairs)
-    assert pairs[0][2] == truth_dir / "img1.png"
+    assert [p.name for p in pairs] == ["img1", "img2", "img10"]
+    assert pairs[0].truth == "img1.png" and pairs[0].prediction.startswith("img1.")
+    np.testing.assert_array_equal(
+        pairs[0].read_prediction(), read_mask(next((pred_dir / "masks").glob("img1.*")))
+    )
+
+
+def test_ctc_names_pair_with_frames_and_stacks(tmp_path):
+    """man_seg006 (gold truth) pairs with t006.tif, mask006.tif and frame 6 of a stack."""
+    truth = tmp_path / "truth"
+    truth.mkdir()
+    mask = np.zeros((8, 8), np.uint16)
+    mask[2:5, 2:5] = 1
+    tifffile.imwrite(truth / "man_seg006.tif", mask)
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for t in (5, 6, 7):
+        tifffile.imwrite(frames / f"t{t:03d}.tif", mask * (t == 6))
+    (pair,), unmatched = pair_frames(frames, truth)
+    assert (pair.name, pair.prediction, unmatched) == ("man_seg006", "t006.tif", 2)
+    stack = np.stack([mask * (t == 6) for t in range(9)])
+    tifffile.imwrite(tmp_path / "movie.tif", stack, metadata={"axes": "TYX"})
+    (pair,), unmatched = pair_frames(tmp_path / "movie.tif", truth)
+    assert pair.prediction == "movie.tif[6]" and unmatched == 8
+    np.testing.assert_array_equal(pair.read_prediction(), mask)
+    assert evaluate_folders(tmp_path / "movie.tif", truth).pooled["dice"] == 1.0
 
 
 def test_evaluate_folders_matches_in_memory_metrics(folders, tmp_path):

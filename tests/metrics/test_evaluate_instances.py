@@ -125,7 +125,7 @@ def test_empty_truth_gives_null_seg_in_json(tmp_path):
 
 def test_bad_inputs(tmp_path, folders):
     pred_dir, truth_dir = folders
-    with pytest.raises(LapsegInputError, match="does not exist"):
+    with pytest.raises(LapsegInputError, match="not found"):
         evaluate_instance_folders(tmp_path / "missing", truth_dir)
     tifffile.imwrite(pred_dir / "labels" / "a.tif", np.zeros((4, 4), np.uint16))
     with pytest.raises(LapsegInputError, match="shape"):

@@ -122,6 +122,11 @@ def run_predict(args: argparse.Namespace) -> int:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
+    if args.tracks:
+        from lapseg.metrics.evaluate_tracks import evaluate_tracks, format_tracking
+
+        print(format_tracking(evaluate_tracks(args.pred, args.truth, out_dir=args.out)))
+        return 0
     if args.instances:
         from lapseg.metrics.evaluate_instances import (
             evaluate_instance_folders,

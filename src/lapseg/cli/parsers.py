@@ -155,6 +155,12 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--run", type=Path, help="run folder whose report.html is rewritten")
     p.add_argument("--images", type=Path, help="input images of the predictions (overlays)")
     p.add_argument(
+        "--tracks",
+        action="store_true",
+        help="tracking measures instead: CTC DET and TRA of a result folder (NN_RES or a movie "
+        "folder of lapseg predict) against a CTC tracking truth (NN_GT/TRA)",
+    )
+    p.add_argument(
         "--instances",
         action="store_true",
         help="instance metrics instead: CTC SEG, matching at IoU 0.5:0.95 (precision, recall, "

@@ -25,9 +25,8 @@ from typing import Any
 import numpy as np
 
 from lapseg.errors import LapsegInputError
-from lapseg.io.discovery import discover_images, natural_sort_key
 from lapseg.io.files import write_csv, write_json
-from lapseg.io.images import read_mask
+from lapseg.metrics.pairing import FramePair, pair_frames
 from lapseg.metrics.pixel import MetricAccumulator
 
 BOX_METRICS: tuple[str, ...] = ("dice", "iou", "precision", "recall", "accuracy", "specificity")
@@ -94,75 +93,12 @@ class EvaluationResult:
     num_classes: int = 2
 
 
-def _by_stem(folder: Path, role: str) -> dict[str, Path]:
-    files: dict[str, Path] = {}
-    for path in discover_images(folder):
-        if path.stem in files:
-            raise LapsegInputError(
-                f"two {role} files share the stem {path.stem!r}: {files[path.stem].name} and "
-                f"{path.name}; keep one",
-                path=folder,
-            )
-        files[path.stem] = path
-    return files
+def pair_predictions(pred_dir: str | Path, truth_dir: str | Path) -> list[FramePair]:
+    """Pair predicted and ground-truth frames (:func:`lapseg.metrics.pairing.pair_frames`)."""
+    return pair_frames(pred_dir, truth_dir, prefer="masks")[0]
 
 
-def _pair(pred_dir: str | Path, truth_dir: str | Path) -> tuple[list[tuple[str, Path, Path]], int]:
-    """Pairs sorted naturally by stem, and the number of predictions without truth."""
-    pred_dir, truth_dir = Path(pred_dir), Path(truth_dir)
-    for folder, role in ((pred_dir, "prediction"), (truth_dir, "ground-truth")):
-        if not folder.is_dir():
-            raise LapsegInputError(f"{role} folder does not exist", path=folder)
-    if (pred_dir / _MASK_SUBFOLDER).is_dir():
-        pred_dir = pred_dir / _MASK_SUBFOLDER
-    truths = _by_stem(truth_dir, "ground-truth")
-    if not truths:
-        raise LapsegInputError("no ground-truth images found", path=truth_dir)
-    preds = _by_stem(pred_dir, "prediction")
-    if not preds:
-        raise LapsegInputError("no prediction images found", path=pred_dir)
-    missing = sorted(set(truths) - set(preds), key=natural_sort_key)
-    if missing:
-        shown = ", ".join(truths[stem].name for stem in missing[:5])
-        more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
-        raise LapsegInputError(
-            f"{len(missing)} ground-truth image(s) have no prediction of the same stem: "
-            f"{shown}{more}",
-            path=pred_dir,
-        )
-    unmatched = len(set(preds) - set(truths))
-    stems = sorted(truths, key=natural_sort_key)
-    return [(stem, preds[stem], truths[stem]) for stem in stems], unmatched
-
-
-def pair_predictions(pred_dir: str | Path, truth_dir: str | Path) -> list[tuple[str, Path, Path]]:
-    """Pair prediction and ground-truth files by exact stem, in natural order.
-
-    Parameters
-    ----------
-    pred_dir : str or Path
-        Folder of predicted masks, or a ``lapseg predict`` output folder (its ``masks/``
-        subfolder is used when present).
-    truth_dir : str or Path
-        Folder of ground-truth masks.
-
-    Returns
-    -------
-    pairs : list of (str, Path, Path)
-        ``(stem, prediction file, truth file)`` for every ground-truth file. Predictions
-        without a ground truth are skipped (:func:`evaluate_folders` reports their count).
-
-    Raises
-    ------
-    LapsegInputError
-        If a folder is missing, holds no images, two files of one folder share a stem, or a
-        ground-truth image has no prediction (up to 5 names are listed). Shapes are checked
-        when the files are read, by :func:`evaluate_folders`.
-    """
-    return _pair(pred_dir, truth_dir)[0]
-
-
-def _class_mask(mask: np.ndarray, num_classes: int, path: Path) -> np.ndarray:
+def _class_mask(mask: np.ndarray, num_classes: int, path: str) -> np.ndarray:
     if num_classes == 2:
         return mask != 0
     if mask.min() < 0 or mask.max() >= num_classes:
@@ -207,23 +143,23 @@ def evaluate_folders(
     """
     if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
         raise LapsegInputError(f"num_classes must be an integer >= 2, got {num_classes!r}")
-    pairs, unmatched = _pair(pred_dir, truth_dir)
+    pairs, unmatched = pair_frames(pred_dir, truth_dir, prefer="masks")
     accumulator = MetricAccumulator(num_classes)
-    for _, pred_path, truth_path in pairs:
-        truth = read_mask(truth_path)
-        pred = read_mask(pred_path)
+    for pair in pairs:
+        truth, pred = pair.read_truth(), pair.read_prediction()
         if truth.shape != pred.shape:
             raise LapsegInputError(
-                f"prediction shape {pred.shape} differs from ground truth {truth_path} "
+                f"prediction shape {pred.shape} differs from ground truth {pair.truth} "
                 f"shape {truth.shape}",
-                path=pred_path,
+                path=pair.prediction,
             )
         accumulator.update(
-            _class_mask(truth, num_classes, truth_path), _class_mask(pred, num_classes, pred_path)
+            _class_mask(truth, num_classes, pair.truth),
+            _class_mask(pred, num_classes, pair.prediction),
         )
     per_image = [
-        {"name": stem, **metrics}
-        for (stem, _, _), metrics in zip(pairs, accumulator.per_image(), strict=True)
+        {"name": pair.name, **metrics}
+        for pair, metrics in zip(pairs, accumulator.per_image(), strict=True)
     ]
     summary = accumulator.mean_per_image()
     result = EvaluationResult(

@@ -31,11 +31,8 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from lapseg.errors import LapsegInputError
-from lapseg.io.discovery import discover_images
 from lapseg.io.files import write_csv, write_text
-from lapseg.io.images import read_mask
 from lapseg.io.labels import to_instances
-from lapseg.metrics.evaluate import pair_predictions
 from lapseg.metrics.instance import (
     DEFAULT_THRESHOLDS,
     MatchRecord,
@@ -45,6 +42,7 @@ from lapseg.metrics.instance import (
     seg_measure,
     split_merge_counts,
 )
+from lapseg.metrics.pairing import pair_frames
 
 __all__ = [
     "INSTANCE_DEFINITIONS",
@@ -159,10 +157,6 @@ def _image_row(
     return row
 
 
-def _read_instances(path: Path) -> np.ndarray:
-    return to_instances(read_mask(path))
-
-
 def evaluate_instance_folders(
     pred_dir: str | Path,
     truth_dir: str | Path,
@@ -195,24 +189,19 @@ def evaluate_instance_folders(
         For the pairing errors of :func:`pair_predictions`, unreadable masks, or a prediction
         whose shape differs from its ground truth.
     """
-    pred_dir = Path(pred_dir)
-    if (pred_dir / _LABEL_SUBFOLDER).is_dir():
-        pred_dir = pred_dir / _LABEL_SUBFOLDER
-    pairs = pair_predictions(pred_dir, truth_dir)
-    pred_folder = pairs[0][1].parent
-    unmatched = len(discover_images(pred_folder)) - len(pairs)
+    pairs, unmatched = pair_frames(pred_dir, truth_dir, prefer="labels")
     values = [float(t) for t in np.atleast_1d(np.asarray(thresholds, dtype=float))]
     main = int(np.argmin([abs(t - 0.5) for t in values])) if values else 0
     rows, segs, records = [], [], []
     totals = dict.fromkeys(_SPLIT_MERGE_KEYS, 0)
-    for stem, pred_path, truth_path in pairs:
-        truth = _read_instances(truth_path)
-        pred = _read_instances(pred_path)
+    for pair in pairs:
+        truth = to_instances(pair.read_truth())
+        pred = to_instances(pair.read_prediction())
         if truth.shape != pred.shape:
             raise LapsegInputError(
-                f"prediction shape {pred.shape} differs from ground truth {truth_path} "
+                f"prediction shape {pred.shape} differs from ground truth {pair.truth} "
                 f"shape {truth.shape}",
-                path=pred_path,
+                path=pair.prediction,
             )
         seg = seg_measure(truth, pred)
         matched = match_instances(truth, pred, thresholds=values)
@@ -221,7 +210,7 @@ def evaluate_instance_folders(
             totals[key] += counts[key]
         segs.append(seg)
         records.append(matched)
-        rows.append(_image_row(stem, seg, matched, counts, main))
+        rows.append(_image_row(pair.name, seg, matched, counts, main))
     result = InstanceEvaluation(
         per_image=rows,
         seg=aggregate_seg(segs),
