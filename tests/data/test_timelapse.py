@@ -151,6 +151,8 @@ def test_median_background_and_crop_pad(tmp_path: Path):
     # frame t minus the median frame (t = 2): a constant t - 2 everywhere inside the image
     t = int(sample.name[-2:])
     np.testing.assert_allclose(sample.image[0, 1:-1, :], t - 2)
+    assert len(list((tmp_path / "run").glob("background-*.npy"))) == 1  # frames read lazily
+    assert data.val[0].image.shape == (1, 16, 16)  # the other sequence: read when needed
     assert len(list((tmp_path / "run").glob("background-*.npy"))) == 2
 
 

@@ -9,8 +9,11 @@ patches.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from collections.abc import Sequence as SequenceABC
 from dataclasses import dataclass
+from typing import overload
 
 import numpy as np
 import torch
@@ -19,8 +22,9 @@ from lapseg.config import AugmentationConfig, DataConfig, LapsegConfig
 from lapseg.data.geometry import center_crop_or_pad, pad_to_at_least, resize_to, sample_patch_origin
 from lapseg.data.masks import mask_to_target
 from lapseg.data.normalization import NormalizationStats, apply_normalization
-from lapseg.data.targets import three_class_target
+from lapseg.data.targets import three_class_target, three_class_weight_map
 from lapseg.data.tasks import TaskDecision
+from lapseg.data.weightmap import border_weight_map
 from lapseg.errors import LapsegInputError
 from lapseg.io.discovery import SamplePaths
 from lapseg.io.images import read_image, read_mask
@@ -101,9 +105,70 @@ def prepare_sample(
         num_classes = max(config.model.outputs, 2)
         target = mask_to_target(mask, kind=data.mask_kind, num_classes=num_classes)
         target = reshape_for_network(target, data, order=0)
+    weights = None
+    if config.loss.border_weights:
+        if instances is None:  # kept above whenever border weights are on
+            raise ValueError("border weights need instance labels")
+        weights = border_weights(instances, config)
     return Sample(
-        name=paths.name, image=normalised, target=target.astype(np.int64), instances=instances
+        name=paths.name,
+        image=normalised,
+        target=target.astype(np.int64),
+        instances=instances,
+        weights=weights,
     )
+
+
+def border_weights(instances: np.ndarray, config: LapsegConfig) -> np.ndarray:
+    """The U-Net border weight map of one mask (``loss.w0``, ``loss.sigma``), class-balanced
+    unless the loss weighs the classes itself.
+
+    For the 3-class target the pixels between touching cells are "boundary", not background:
+    they are weighed by the distances to the two nearest cell interiors.
+    """
+    loss = config.loss
+    balance = "balanced" if loss.class_weighting == "none" else None
+    if config.data.target == "three_class":
+        return three_class_weight_map(
+            instances,
+            boundary_width=config.data.boundary_width,
+            w0=loss.w0,
+            sigma=loss.sigma,
+            class_weights=balance,
+        )
+    return border_weight_map(instances, w0=loss.w0, sigma=loss.sigma, class_weights=balance)
+
+
+class LazySamples(SequenceABC[Sample]):
+    """Samples built on demand by ``build(name)`` (frames of long movies are never all loaded).
+
+    Indexing builds the sample each time; :class:`PatchDataset` keeps its own bounded cache.
+    """
+
+    def __init__(self, names: Sequence[str], build: Callable[[str], Sample]) -> None:
+        self.names = list(names)
+        self._build = build
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    @overload
+    def __getitem__(self, index: int) -> Sample: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[Sample]: ...
+
+    def __getitem__(self, index: int | slice) -> Sample | list[Sample]:
+        if isinstance(index, slice):
+            return [self._build(name) for name in self.names[index]]
+        return self._build(self.names[index])
+
+
+def spread(samples: Sequence[Sample], n: int) -> list[Sample]:
+    """At most ``n`` samples evenly spread over ``samples`` (all of them if there are fewer)."""
+    if len(samples) <= n:
+        return list(samples)
+    return [samples[round(i * (len(samples) - 1) / (n - 1))] for i in range(n)]
 
 
 @dataclass(frozen=True)
@@ -111,12 +176,16 @@ class RunData:
     """Prepared samples of a run, its split, the normalisation fitted on its training split, and
     the run's configuration with its task resolved from the masks (and how)."""
 
-    train: list[Sample]
-    val: list[Sample]
+    train: Sequence[Sample]
+    val: Sequence[Sample]
     split: dict[str, list[str]]
     stats: NormalizationStats
     config: LapsegConfig
     task: TaskDecision
+
+
+DEFAULT_CACHE_BYTES = 1 << 30
+"""Memory for prepared samples kept by :class:`PatchDataset` (least recently used dropped)."""
 
 
 class PatchDataset(torch.utils.data.Dataset):
@@ -129,6 +198,9 @@ class PatchDataset(torch.utils.data.Dataset):
     frames included — and the target), then the target and weights are cropped to the output.
     The patches of an epoch are a pure function of ``(seed, epoch, index)``; the curriculum
     ``stage`` selects which augmentations are active.
+
+    ``samples`` may be a list or :class:`LazySamples`; prepared (padded) samples are cached up
+    to ``cache_bytes``, so a dataset larger than memory streams from disk.
     """
 
     def __init__(
@@ -141,9 +213,11 @@ class PatchDataset(torch.utils.data.Dataset):
         augment: AugmentationConfig,
         seed: int,
         output_margin: int = 0,
+        cache_bytes: int = DEFAULT_CACHE_BYTES,
     ) -> None:
-        if not samples:
+        if not len(samples):
             raise LapsegInputError("no training samples")
+        self.samples = samples
         self.patch_size = (int(patch_size[0]), int(patch_size[1]))
         self.patches_per_epoch = patches_per_epoch
         self.foreground_probability = foreground_probability
@@ -159,18 +233,9 @@ class PatchDataset(torch.utils.data.Dataset):
                 f"(2 x {output_margin} px)"
             )
         self.output_size = out_size
-        # Pad once: the context margin around every array, and at least one patch in size.
-        # `targets` (no context) is where patch origins are drawn: output window (y0, x0) there
-        # is the context window (y0, x0) of the padded arrays.
-        self.targets = [pad_to_at_least(s.target, out_size, mode="reflect")[0] for s in samples]
-        self.padded: list[tuple[np.ndarray, np.ndarray, np.ndarray | None]] = [
-            (
-                self._with_context(s.image),
-                self._with_context(s.target),
-                None if s.weights is None else self._with_context(s.weights),
-            )
-            for s in samples
-        ]
+        self.cache_bytes = cache_bytes
+        self._cache: OrderedDict[int, _Padded] = OrderedDict()
+        self._cached_bytes = 0
 
     def _with_context(self, array: np.ndarray) -> np.ndarray:
         m = self.margin
@@ -178,6 +243,27 @@ class PatchDataset(torch.utils.data.Dataset):
             pad = ((0, 0),) * (array.ndim - 2) + ((m, m), (m, m))
             array = np.pad(array, pad, mode="reflect")
         return pad_to_at_least(array, self.patch_size, mode="reflect")[0]
+
+    def _padded(self, which: int) -> _Padded:
+        """Sample ``which`` padded once: the context margin around every array, and at least one
+        patch in size. Patch origins are drawn on the unpadded-context target: output window
+        (y0, x0) there is the context window (y0, x0) of the padded arrays."""
+        if which in self._cache:
+            self._cache.move_to_end(which)
+            return self._cache[which]
+        s = self.samples[which]
+        padded = _Padded(
+            image=self._with_context(s.image),
+            target=self._with_context(s.target),
+            weights=None if s.weights is None else self._with_context(s.weights),
+            origins=pad_to_at_least(s.target, self.output_size, mode="reflect")[0],
+        )
+        self._cache[which] = padded
+        self._cached_bytes += padded.nbytes
+        while self._cached_bytes > self.cache_bytes and len(self._cache) > 1:
+            _, dropped = self._cache.popitem(last=False)
+            self._cached_bytes -= dropped.nbytes
+        return padded
 
     def set_epoch(self, epoch: int) -> None:
         """Select the epoch, which (with the seed) determines every patch drawn."""
@@ -192,19 +278,18 @@ class PatchDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         rng = np.random.default_rng([self.seed, self.epoch, index])
-        which = int(rng.integers(len(self.padded)))
-        image, target, weights = self.padded[which]
+        sample = self._padded(int(rng.integers(len(self.samples))))
         y0, x0 = sample_patch_origin(
-            self.targets[which],
+            sample.origins,
             self.output_size,
             foreground_probability=self.foreground_probability,
             rng=rng,
         )
         window = (slice(y0, y0 + self.patch_size[0]), slice(x0, x0 + self.patch_size[1]))
         image_patch, target_patch, weight_patch = augment_sample(
-            image[(slice(None), *window)],
-            target[window],
-            None if weights is None else weights[window],
+            sample.image[(slice(None), *window)],
+            sample.target[window],
+            None if sample.weights is None else sample.weights[window],
             self.augment,
             rng=rng,
             stage=self.stage,
@@ -220,3 +305,18 @@ class PatchDataset(torch.utils.data.Dataset):
             "target": torch.from_numpy(np.ascontiguousarray(target_patch, dtype=np.int64)),
             "weights": torch.from_numpy(np.ascontiguousarray(weight_patch, dtype=np.float32)),
         }
+
+
+@dataclass(frozen=True)
+class _Padded:
+    """A sample prepared for patch drawing (see :meth:`PatchDataset._padded`)."""
+
+    image: np.ndarray
+    target: np.ndarray
+    weights: np.ndarray | None
+    origins: np.ndarray
+
+    @property
+    def nbytes(self) -> int:
+        arrays = (self.image, self.target, self.weights, self.origins)
+        return sum(a.nbytes for a in arrays if a is not None)

@@ -9,20 +9,17 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from lapseg.config import LapsegConfig
-from lapseg.data.dataset import RunData, Sample, prepare_sample, read_raw_sample
+from lapseg.data.dataset import RunData, Sample, prepare_sample, read_raw_sample, spread
 from lapseg.data.normalization import fit_normalization
 from lapseg.data.sources import DatasetSources, dataset_masks, discover_dataset
 from lapseg.data.split import read_split, split_random, validate_split
-from lapseg.data.targets import three_class_weight_map
 from lapseg.data.tasks import TaskDecision, resolve_task, survey_masks
 from lapseg.data.timelapse import prepare_sequence_run_data
-from lapseg.data.weightmap import border_weight_map
 from lapseg.losses.class_weights import (
     class_pixel_counts,
     inverse_frequency_weights,
@@ -48,54 +45,21 @@ def make_split(names: Sequence[str], config: LapsegConfig) -> dict[str, list[str
     )
 
 
-def _instances(sample: Sample) -> np.ndarray:
-    if sample.instances is None:  # prepare_sample keeps them whenever border weights are on
-        raise ValueError(f"sample {sample.name} has no instance labels")
-    return sample.instances
-
-
-def with_border_weights(samples: Sequence[Sample], config: LapsegConfig) -> list[Sample]:
-    """Attach the U-Net border weight map (computed once per mask) when the loss asks for it."""
-    if not config.loss.border_weights:
-        return list(samples)
-    balance = "balanced" if config.loss.class_weighting == "none" else None
-    loss = config.loss
-    if config.data.target == "three_class":
-        # between touching cells the pixels are "boundary", not background: weigh them by the
-        # distances to the two nearest cell interiors
-        return [
-            replace(
-                s,
-                weights=three_class_weight_map(
-                    _instances(s),
-                    boundary_width=config.data.boundary_width,
-                    w0=loss.w0,
-                    sigma=loss.sigma,
-                    class_weights=balance,
-                ),
-            )
-            for s in samples
-        ]
-    return [
-        replace(
-            s,
-            weights=border_weight_map(
-                _instances(s), w0=loss.w0, sigma=loss.sigma, class_weights=balance
-            ),
-        )
-        for s in samples
-    ]
+STATISTICS_SAMPLES = 64
+"""Training samples (spread over the data) that class weights and object sizes are taken from."""
 
 
 def compute_class_weights(samples: Sequence[Sample], config: LapsegConfig) -> list[float] | None:
-    """Class weights of the loss from the training masks (or as given)."""
+    """Class weights of the loss from (up to :data:`STATISTICS_SAMPLES` of) the training masks,
+    or as given."""
     method = config.loss.class_weighting
     if method == "none":
         return None
     if method == "fixed":
         return [float(w) for w in config.loss.class_weights]
     counts = class_pixel_counts(
-        (s.target for s in samples), num_classes=max(config.model.outputs, 2)
+        (s.target for s in spread(samples, STATISTICS_SAMPLES)),
+        num_classes=max(config.model.outputs, 2),
     )
     functions = {
         "median_frequency": median_frequency_weights,
@@ -176,17 +140,18 @@ def prepare_run_data(
         )
     else:
         data = prepare_still_images(config, sources, task=task, split=split)
-    return replace(data, train=with_border_weights(data.train, config))
+    return data
 
 
 def median_object_area(samples: Sequence[Sample]) -> float | None:
-    """Median area (pixels) of the objects in the training masks: instance labels when known,
-    else connected components of the foreground. Stored with the model so post-processing can
-    scale its size limits to the objects (None when the masks hold no object)."""
+    """Median area (pixels) of the objects in (up to :data:`STATISTICS_SAMPLES` of) the training
+    masks: instance labels when known, else connected components of the foreground. Stored with
+    the model so post-processing can scale its size limits to the objects (None when the masks
+    hold no object)."""
     from skimage.measure import label
 
     areas = []
-    for sample in samples:
+    for sample in spread(samples, STATISTICS_SAMPLES):
         labels = sample.instances if sample.instances is not None else label(sample.target > 0)
         counts = np.bincount(labels.ravel())[1:]
         areas.append(counts[counts > 0])

@@ -17,7 +17,7 @@ not segmentation.
 from __future__ import annotations
 
 import csv
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from itertools import pairwise
 from pathlib import Path
@@ -26,29 +26,19 @@ import numpy as np
 
 from lapseg.config import DataConfig, LapsegConfig, TemporalConfig
 from lapseg.data.background import subtract_background, temporal_median
-from lapseg.data.dataset import RunData, Sample, prepare_sample
-from lapseg.data.geometry import center_crop_or_pad, resize_to
+from lapseg.data.dataset import LazySamples, RunData, Sample, prepare_sample
+from lapseg.data.frames import LazyFrames, frame_grid
 from lapseg.data.normalization import NormalizationStats, fit_normalization
 from lapseg.data.split import SPLIT_KEYS, read_split, split_random, validate_split
 from lapseg.data.tasks import TaskDecision
-from lapseg.data.temporal import stack_context
 from lapseg.errors import LapsegInputError
 from lapseg.io.discovery import SamplePaths
-from lapseg.io.sequences import SequenceSource, read_frame_mask, read_frames
-
-
-def frame_grid(data: DataConfig) -> tuple[Callable[[np.ndarray], np.ndarray] | None, str]:
-    """The map of a ``(Y, X)`` frame onto the common grid, and a text describing it."""
-    if data.crop_or_pad is not None:
-        size = data.crop_or_pad
-        return (
-            lambda f: center_crop_or_pad(f, size, mode="reflect")[0],
-            f"crop_or_pad={list(size)}",
-        )
-    if data.resize is not None:
-        size = data.resize
-        return (lambda f: resize_to(f, size, order=1), f"resize={list(size)}")
-    return None, ""
+from lapseg.io.sequences import (
+    SequenceSource,
+    check_frame_sizes,
+    read_frame_mask,
+    read_frames,
+)
 
 
 def load_sequence(
@@ -328,7 +318,7 @@ def prepare_sequence_run_data(
         ``stats`` are for the stacked ``(2k+1)``-channel input (the per-frame statistics
         repeated), so :func:`lapseg.inference.predict.predict_probabilities` applies them as is.
     """
-    data, temporal = config.data, config.temporal
+    temporal = config.temporal
     k = temporal.context
     if temporal.split == "time_blocks" and temporal.gap < k:
         raise LapsegInputError(
@@ -337,14 +327,19 @@ def prepare_sequence_run_data(
         )
     resolved = _resolve_split(sources, config, split)
     index = _sample_index(sources)
-    needed = sorted({index[n][0] for key in ("train", "val") for n in resolved[key]})
-    loaded = {
-        s: load_sequence(sources[s], data=data, temporal=temporal, cache_dir=cache_dir)
-        for s in needed
-    }
+    if config.data.crop_or_pad is None and config.data.resize is None:
+        for s in sorted({index[n][0] for key in ("train", "val") for n in resolved[key]}):
+            check_frame_sizes(sources[s])  # now, not mid-training when a frame is first read
+    frames: dict[int, LazyFrames] = {}
+
+    def frames_of(s: int) -> LazyFrames:
+        if s not in frames:
+            frames[s] = LazyFrames(sources[s], config, cache_dir=cache_dir, keep=4 * k + 4)
+        return frames[s]
+
     norm = config.normalization
     frame_stats = fit_normalization(
-        (loaded[index[n][0]][0][index[n][1]][None] for n in resolved["train"]),
+        (frames_of(index[n][0])[index[n][1]][None] for n in resolved["train"]),
         mode=norm.mode,
         low=norm.low_percentile,
         high=norm.high_percentile,
@@ -353,21 +348,20 @@ def prepare_sequence_run_data(
 
     def prepared(name: str) -> Sample:
         s, t = index[name]
-        source = sources[s]
-        frames, shapes = loaded[s]
+        source, lazy = sources[s], frames_of(s)
         mask = read_frame_mask(source, t)
-        if mask.shape != shapes[t]:
+        if mask.shape != lazy.shape(t):
             raise LapsegInputError(
-                f"mask shape {mask.shape} differs from frame {name}'s shape {shapes[t]}",
+                f"mask shape {mask.shape} differs from frame {name}'s shape {lazy.shape(t)}",
                 path=source.masks.get(t, source.mask_stack),
             )
-        image = stack_context(frames, t, k, temporal.edge_mode)
+        image = lazy.context(t, k, temporal.edge_mode)
         paths = SamplePaths(name=name, image=source.frame_path(t), mask=source.masks.get(t))
         return prepare_sample(paths, image, mask, config=config, stats=stats)
 
     return RunData(
-        train=[prepared(n) for n in resolved["train"]],
-        val=[prepared(n) for n in resolved["val"]],
+        train=LazySamples(resolved["train"], prepared),
+        val=LazySamples(resolved["val"], prepared),
         split=resolved,
         stats=stats,
         config=config,

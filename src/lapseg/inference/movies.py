@@ -192,6 +192,7 @@ def predict_movie(
             f"{'frame' if movie.axis == 'T' else 'z-slice'}(s)",
             path=movie.files()[0],
         )
+    movie.check_frame_sizes()
     folder = Path(output_dir) / movie.name
     inputs = {p.resolve() for p in movie.files()}
     scratch = folder / ".partial"

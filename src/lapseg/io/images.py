@@ -235,6 +235,23 @@ def _read_image(
     return ImageData(array=np.ascontiguousarray(cyx), pixel_size=pixel_size, path=path)
 
 
+def image_yx(path: str | Path) -> tuple[int, int]:
+    """The ``(Y, X)`` size of a 2D image file from its header (the pixels are not decoded)."""
+    path = Path(path)
+    _check_readable(path)
+    try:
+        if path.suffix.lower() in TIFF_EXTENSIONS:
+            with tifffile.TiffFile(path) as tif:
+                series = tif.series[0]
+                axes = series.axes.upper()
+                shape = dict(zip(axes, series.shape, strict=True))
+                return int(shape["Y"]), int(shape["X"])
+        properties = iio.improps(path)
+        return int(properties.shape[0]), int(properties.shape[1])
+    except (OSError, ValueError, RuntimeError, KeyError, IndexError) as exc:
+        raise LapsegInputError(f"cannot read image ({type(exc).__name__}: {exc})", path=path) from exc
+
+
 def read_image(path: str | Path, *, axes: str | None = None) -> ImageData:
     """Read a 2D image file as ``(C, Y, X)``.
 

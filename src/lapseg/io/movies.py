@@ -31,6 +31,7 @@ from lapseg.io.discovery import _image_files, natural_sort_key, output_stem
 from lapseg.io.images import (
     TIFF_EXTENSIONS,
     ImageData,
+    image_yx,
     is_image_file,
     read_image,
     tiff_pixel_size,
@@ -82,6 +83,19 @@ class Movie:
     def files(self) -> list[Path]:
         """Every input file of the movie (outputs must never overwrite them)."""
         return [self.stack] if self.stack is not None else list(self.frame_files)
+
+    def check_frame_sizes(self) -> None:
+        """Refuse a movie of frame files of different sizes (from the headers, before any work)."""
+        if self.stack is not None:
+            return
+        first = image_yx(self.frame_files[0])
+        for path in self.frame_files[1:]:
+            if image_yx(path) != first:
+                raise LapsegInputError(
+                    f"frame size {image_yx(path)} differs from the movie's first frame {first}: "
+                    "a movie's frames must have one size",
+                    path=path,
+                )
 
     def open(self) -> FrameReader:
         """A reader of the frames (keeps the stack file open; use as a context manager)."""

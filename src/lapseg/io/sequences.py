@@ -32,7 +32,7 @@ import tifffile
 from lapseg.axes import validate_axes
 from lapseg.errors import LapsegInputError
 from lapseg.io.discovery import _image_files, natural_sort_key, output_stem
-from lapseg.io.images import read_image, read_mask
+from lapseg.io.images import image_yx, read_image, read_mask
 from lapseg.io.movies import stack_axes
 
 _TRAILING_NUMBER = re.compile(r"(\d+)$")
@@ -152,6 +152,29 @@ def frame_reader(source: SequenceSource) -> Callable[[int], np.ndarray]:
     volume = _stack_tzyx(source.stack, source.stack_axes or "TYX")
     z = source.z_index or 0
     return lambda t: np.asarray(volume[t, z], dtype=np.float32)
+
+
+def check_frame_sizes(source: SequenceSource) -> tuple[int, int]:
+    """The common ``(Y, X)`` frame size of a sequence, checked from the file headers.
+
+    Raises
+    ------
+    LapsegInputError
+        Naming the first frame whose size differs from the first frame's.
+    """
+    if source.stack is not None:
+        volume = _stack_tzyx(source.stack, source.stack_axes or "TYX")
+        return int(volume.shape[-2]), int(volume.shape[-1])
+    first = image_yx(source.frame_files[0])
+    for path in source.frame_files[1:]:
+        size = image_yx(path)
+        if size != first:
+            raise LapsegInputError(
+                f"frame size {size} differs from the sequence's first frame {first}; set "
+                "data.crop_or_pad (or data.resize) to a common size",
+                path=path,
+            )
+    return first
 
 
 def read_frame(source: SequenceSource, t: int) -> np.ndarray:

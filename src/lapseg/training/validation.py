@@ -59,14 +59,17 @@ class ValidationSet:
         cls, samples: Sequence[Sample], *, tile: int, max_pixels: int = MAX_PIXELS
     ) -> ValidationSet:
         """Whole samples while they fit in ``max_pixels``; else one ``tile`` x ``tile`` crop
-        per sample (centred on its foreground), in sample order, until the pixels run out."""
-        total = sum(s.target.size for s in samples)
-        crop = total > max_pixels
+        per sample (centred on its foreground), in sample order, until the pixels run out.
+        Samples are read one at a time (a long movie's validation frames are never all loaded).
+        """
         images: list[np.ndarray] = []
         targets: list[np.ndarray] = []
         instances: list[np.ndarray | None] = []
         used = 0
-        for sample in samples:
+        crop = False
+        for index in range(len(samples)):
+            sample = samples[index]
+            crop = crop or used + sample.target.size > max_pixels
             window = _foreground_window(sample.target, tile) if crop else (slice(None),) * 2
             target = sample.target[window]
             if images and used + target.size > max_pixels:
