@@ -37,12 +37,11 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import print_machine_info
-from protocols import PROTOCOLS, SHARED, Protocol
-
 from lapseg.io.discovery import discover_images, output_stem
 from lapseg.io.images import read_image, read_mask
 from lapseg.io.labels import to_instances
 from lapseg.metrics.instance import aggregate_matches, aggregate_seg, match_instances, seg_measure
+from protocols import PROTOCOLS, SHARED, Protocol
 
 
 def score_instances(pairs: list[tuple[np.ndarray, np.ndarray]]) -> dict[str, float]:
@@ -52,7 +51,9 @@ def score_instances(pairs: list[tuple[np.ndarray, np.ndarray]]) -> dict[str, flo
         seg = seg_measure(truth, pred)
         segs.append(seg)
         matches.append(match_instances(truth, pred, thresholds=[0.5]))
-        for label, matched, jaccard in zip(seg["labels"], seg["matched"], seg["jaccard"], strict=True):
+        for label, matched, jaccard in zip(
+            seg["labels"], seg["matched"], seg["jaccard"], strict=True
+        ):
             if matched and jaccard > 0.5:
                 ratios.append(float((pred == matched).sum() / (truth == label).sum()))
     (record,) = aggregate_matches(matches)
@@ -105,15 +106,22 @@ def run_lapseg(protocol: Protocol, out: Path, minutes: float, extra: list[str]) 
     test_dir = protocol.test_images[0].parent
     started = time.perf_counter()
     subprocess.run(
-        [*lapseg, "predict", "--model", str(out / "run"), "--input", str(test_dir), "--output",
-         str(out / "pred"), "--no-progress"],
+        [
+            *lapseg,
+            "predict",
+            "--model",
+            str(out / "run"),
+            "--input",
+            str(test_dir),
+            "--output",
+            str(out / "pred"),
+            "--no-progress",
+        ],
         check=True,
     )
     predict_seconds = time.perf_counter() - started
     kind = "labels" if protocol.kind == "instances" else "masks"
-    predictions = {
-        output_stem(p): read_mask(p) for p in discover_images(out / "pred" / kind)
-    }
+    predictions = {output_stem(p): read_mask(p) for p in discover_images(out / "pred" / kind)}
     run = json.loads((out / "run" / "run.json").read_text())
     history = (out / "run" / "history.csv").read_text().splitlines()
     return {
@@ -162,7 +170,9 @@ def run_monai(protocol: Protocol, out: Path, minutes: float, seed: int = 0) -> d
     started = time.perf_counter()
     deadline = started + minutes * 60.0
     pairs = [(_percentile_normalise(i), m) for i, m in _training_pairs(protocol)]
-    model = BasicUNet(spatial_dims=2, in_channels=1, out_channels=1, features=(16, 16, 32, 64, 128, 16))
+    model = BasicUNet(
+        spatial_dims=2, in_channels=1, out_channels=1, features=(16, 16, 32, 64, 128, 16)
+    )
     loss_fn = DiceCELoss(sigmoid=True)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     steps = 0
@@ -194,7 +204,12 @@ def run_monai(protocol: Protocol, out: Path, minutes: float, seed: int = 0) -> d
         for path in protocol.test_images:
             image = _percentile_normalise(read_image(path).array[0].astype(np.float32))
             logits = sliding_window_inference(
-                torch.from_numpy(image)[None, None], (256, 256), 4, model, overlap=0.25, mode="gaussian"
+                torch.from_numpy(image)[None, None],
+                (256, 256),
+                4,
+                model,
+                overlap=0.25,
+                mode="gaussian",
             )
             foreground = (torch.sigmoid(logits)[0, 0] > 0.5).numpy()
             if protocol.kind == "instances":
@@ -242,7 +257,12 @@ def main() -> None:
     record = out / "results.jsonl"
     with record.open("a", encoding="utf-8") as handle:
         for name, row in results.items():
-            handle.write(json.dumps({"tool": name, "minutes": args.minutes, "overrides": args.overrides, **row}) + "\n")
+            handle.write(
+                json.dumps(
+                    {"tool": name, "minutes": args.minutes, "overrides": args.overrides, **row}
+                )
+                + "\n"
+            )
 
 
 if __name__ == "__main__":

@@ -77,6 +77,6 @@ class PostprocessConfig(Section):
     of the training masks (stored with the model) are removed; the larger limit applies."""
     min_seed_fraction: Fraction = 0.05
     """Scale-aware ``min_seed_size``, as a fraction of the median training object area."""
-    tune_for: Literal["seg_ap", "seg", "ap50", "off"] = "seg_ap"
+    tune_for: Literal["seg_ap", "seg", "ap50", "none"] = "seg_ap"
     """After training, tune the thresholds on the validation split for this measure (CTC SEG,
-    AP@0.5 or their mean) and store them in the model; ``off`` keeps the values above."""
+    AP@0.5 or their mean) and store them in the model; ``none`` keeps the values above."""

@@ -301,7 +301,7 @@ def _tune_on_validation(run: TrainingRun) -> dict[str, Any]:
     """Tune the best model's post-processing (instance tasks) or threshold (binary models with
     ``predict.threshold_method=tuned``) on the validation tiles; store it in ``best.pt``."""
     config = run.config
-    instances = config.data.task == "instances" and config.postprocess.tune_for != "off"
+    instances = config.data.task == "instances" and config.postprocess.tune_for != "none"
     threshold = config.predict.threshold_method == "tuned" and config.model.outputs == 1
     if not (instances or threshold):
         return {"threshold": config.predict.threshold}

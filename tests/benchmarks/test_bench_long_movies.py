@@ -1,0 +1,31 @@
+"""The long-movie memory benchmark's logic, on a small movie (the benchmark itself is not a test)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+
+from bench_long_movies import measure, write_movie
+
+
+def test_movie_writer_gives_a_tyx_stack(tmp_path: Path) -> None:
+    root = write_movie(tmp_path / "m", n_frames=5, size=48)
+    with tifffile.TiffFile(root / "images" / "movie.tif") as tif:
+        assert tif.series[0].shape == (5, 48, 48)
+    masks = tifffile.imread(root / "masks" / "movie.tif")
+    assert masks.shape == (5, 48, 48) and all(np.unique(m).size > 1 for m in masks)
+
+
+@pytest.mark.slow
+def test_measure_trains_and_predicts_every_frame(tmp_path: Path) -> None:
+    result = measure(n_frames=12, size=64, steps=16, workdir=tmp_path)
+    assert result["frames"] == 12 and result["peak_rss_mib"] > 0
+    assert result["predict_s_per_frame"] > 0 and result["tracks"] >= 1
+    labels = tifffile.imread(tmp_path / "pred" / "movie" / "labels.tif")
+    assert labels.shape == (12, 64, 64)
