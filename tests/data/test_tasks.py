@@ -66,7 +66,7 @@ def test_resolved_task_sets_target_and_outputs() -> None:
         "three_class",
     )
     assert config.model.out_channels == 3 and config.data.task == "instances"
-    assert "detected" in decision.reason and "instance label images" in decision.summary()
+    assert "looked at" in decision.reason and "instance label images" in decision.summary()
     binary, _ = resolve_task(load_config(), survey_masks([touching_labels() > 0]))
     assert binary.data.target == "binary" and binary.model.out_channels == 1
     classes = np.zeros((16, 16), np.uint8)

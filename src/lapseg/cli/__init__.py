@@ -7,6 +7,8 @@ code 2, never a traceback. Ctrl-C during training saves a checkpoint and exits w
 
 from __future__ import annotations
 
+import argparse
+import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -21,9 +23,33 @@ EXIT_INPUT_ERROR = 2
 EXIT_INTERRUPTED = 130
 
 
+class _ConsoleFilter(logging.Filter):
+    """Epoch summaries go to the console only when no progress bar shows the run."""
+
+    def __init__(self, progress_bar: bool) -> None:
+        super().__init__()
+        self.progress_bar = progress_bar
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (self.progress_bar and record.name == "lapseg.epochs")
+
+
+def _console_log(args: argparse.Namespace) -> logging.Handler:
+    """lapseg's log messages on stdout (``lapseg: ...``), one line each; stderr carries only
+    the one-line error of a failed command."""
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(logging.Formatter("lapseg: %(message)s"))
+    handler.addFilter(_ConsoleFilter(progress_bar=not getattr(args, "no_progress", True)))
+    logger = logging.getLogger("lapseg")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    return handler
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``lapseg`` console script; returns the exit code."""
     args = build_parser().parse_args(argv)
+    handler = _console_log(args)
     try:
         return COMMANDS[args.command](args)
     except LapsegInputError as error:
@@ -43,3 +69,5 @@ def main(argv: Sequence[str] | None = None) -> int:
         where = f"{error.filename}: " if getattr(error, "filename", None) else ""
         print(f"lapseg: error: {where}{error.strerror or error}", file=sys.stderr)
         return EXIT_INPUT_ERROR
+    finally:
+        logging.getLogger("lapseg").removeHandler(handler)

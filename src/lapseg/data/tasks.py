@@ -128,8 +128,8 @@ class TaskDecision:
     def summary(self) -> str:
         """One line for the log."""
         return (
-            f"task {self.task}: masks are {self.mask_kind} ({self.reason}); the network learns "
-            f"the {self.target} target with {self.out_channels} output channel(s)"
+            f"task {self.task} ({self.reason}); the network learns the {self.target} target "
+            f"with {self.out_channels} output channel(s)"
         )
 
 
@@ -164,7 +164,7 @@ def resolve_task(
         task = _TASK_OF_KIND[kind]
     elif survey is not None:
         kind, task = survey.kind, _TASK_OF_KIND[survey.kind]
-        reason = f"detected in {survey.n_masks} mask(s): {survey.reason}"
+        reason = f"{survey.n_masks} mask(s) looked at: {survey.reason}"
     else:  # a trained model without a recorded task: what it outputs says what it learnt
         outputs = config.model.out_channels
         if data.target in INSTANCE_TARGETS:
