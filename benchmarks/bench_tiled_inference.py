@@ -31,9 +31,9 @@ from torch import nn
 
 from common import (
     PROBE_FLOPS,
+    current_peak_rss_mib,
     interleaved_medians,
     make_peak_probe,
-    peak_rss_mib,
     print_machine_info,
 )
 from lapseg.errors import LapsegInputError
@@ -129,23 +129,6 @@ def network_gflop_per_tile(model: nn.Module) -> float:
     with torch.inference_mode(), counter:
         model(torch.zeros(1, 1, TILE, TILE).contiguous(memory_format=torch.channels_last))
     return counter.get_total_flops() / 1e9
-
-
-def current_peak_rss_mib() -> float:
-    """Peak RSS of this process image in MiB.
-
-    Linux ``VmHWM`` (reset by ``exec``). ``ru_maxrss`` is not usable in a child: the kernel
-    carries the parent's peak over ``fork``/``exec``, so every child would report at least the
-    parent's size. Falls back to ``common.peak_rss_mib`` elsewhere.
-    """
-    try:
-        with open("/proc/self/status", encoding="ascii") as handle:
-            for line in handle:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024.0
-    except OSError:
-        pass
-    return peak_rss_mib()
 
 
 def memory_only(which: str, size: int) -> None:

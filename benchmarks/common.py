@@ -94,3 +94,20 @@ def interleaved_medians(
 def peak_rss_mib() -> float:
     """Peak resident set size of this process so far, in MiB (Linux: ru_maxrss is KiB)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def current_peak_rss_mib() -> float:
+    """Peak RSS of this process image in MiB.
+
+    Linux ``VmHWM`` (reset by ``exec``). ``ru_maxrss`` is not usable in a child: the kernel
+    carries the parent's peak over ``fork``/``exec``, so every child would report at least the
+    parent's size. Falls back to :func:`peak_rss_mib` elsewhere.
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return peak_rss_mib()

@@ -11,6 +11,7 @@ from lapseg.data.normalization import (
     apply_normalization,
     fit_normalization,
     percentile_normalize,
+    percentile_range,
 )
 from lapseg.errors import LapsegInputError
 
@@ -107,3 +108,25 @@ def test_channel_mismatch_and_bad_inputs() -> None:
         fit_normalization([np.zeros((1, 2, 2)), np.zeros((2, 2, 2))], mode="meanstd")
     with pytest.raises(LapsegInputError, match=r"\(C, Y, X\)"):
         percentile_normalize(np.zeros((2, 2)))
+
+
+def test_reference_pixels_set_the_percentiles_so_blocks_of_one_image_scale_alike():
+    rng = np.random.default_rng(0)
+    whole = rng.uniform(0, 1000, size=(2, 64, 64)).astype(np.float32)
+    dark_block = whole[:, :16, :16] * 0.1  # a block unlike the whole image
+    alone = percentile_normalize(dark_block, low=1, high=99)
+    shared = percentile_normalize(dark_block, low=1, high=99, reference=whole)
+    p_low, p_high = np.percentile(whole[0], [1, 99])
+    np.testing.assert_allclose(shared[0], (dark_block[0] - p_low) / (p_high - p_low), rtol=1e-5)
+    assert alone.max() > 0.9 and shared.max() < 0.2  # alone stretches the block to [0, 1]
+    stats = NormalizationStats(mode="percentile", low_percentile=1, high_percentile=99)
+    np.testing.assert_array_equal(apply_normalization(dark_block, stats, reference=whole), shared)
+    with pytest.raises(LapsegInputError, match="reference has 1 channel"):
+        percentile_normalize(dark_block, reference=whole[:1])
+
+
+def test_percentile_range_constant_and_sparse_channels_never_give_nan():
+    image = np.zeros((2, 10, 10), np.float32)
+    image[1, 0, 0] = 50.0  # sparse: every percentile below 99.8 is 0
+    ranges = percentile_range(image, low=1, high=98)
+    np.testing.assert_array_equal(ranges, [[0.0, 1.0], [0.0, 50.0]])

@@ -312,15 +312,73 @@ def run_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_predict_large(args: argparse.Namespace) -> int:
+    from tqdm.auto import tqdm
+
+    from lapseg.inference.large import predict_large_image
+    from lapseg.inference.predict import load_model
+
+    models = [load_model(path, device=args.device or "auto") for path in args.model]
+    _require(args.input, "input image")
+    with tqdm(total=None, unit="block", disable=args.no_progress) as bar:
+
+        def on_block(done: int, total: int) -> None:
+            bar.total = total
+            bar.update(done - bar.n)
+
+        run = predict_large_image(
+            models,
+            args.input,
+            args.output,
+            axes=args.axes,
+            t=args.t,
+            z=args.z,
+            block_size=args.block_size,
+            halo=args.halo,
+            probabilities=args.probabilities,
+            if_exists="overwrite" if args.overwrite else "resume",
+            progress=on_block,
+        )
+    resumed = "" if run.predicted == run.blocks else f" ({run.predicted} predicted now)"
+    print(f"{run.path}: {run.objects} objects in {run.blocks} blocks{resumed}, {run.seconds:.1f} s")
+    return 0
+
+
+def run_export(args: argparse.Namespace) -> int:
+    from lapseg.export import export_model
+
+    metadata = {
+        key: value
+        for key, value in (
+            ("name", args.name),
+            ("authors", args.authors),
+            ("license", args.license),
+            ("tags", args.tags),
+        )
+        if value is not None
+    }
+    path = export_model(
+        _require(args.run, "run folder"),
+        fmt=args.fmt,
+        out=args.out,
+        sample_image=args.sample_image,
+        **metadata,
+    )
+    print(f"exported: {path}")
+    return 0
+
+
 COMMANDS = {
     "train": run_train,
     "predict": run_predict,
+    "predict-large": run_predict_large,
     "evaluate": run_evaluate,
     "demo": run_demo,
     "cv": run_cv,
     "search": run_search,
     "report": run_report,
     "baseline": run_baseline,
+    "export": run_export,
     "export-contours": run_export_contours,
     "augment-preview": run_augment_preview,
     "compare": run_compare,

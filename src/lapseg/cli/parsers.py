@@ -138,6 +138,69 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
     )
 
 
+def _add_predict_large(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "predict-large",
+        parents=[DEVICE, PROGRESS],
+        help="instance labels of a slide or mosaic too large for memory (OME-Zarr out)",
+        description=(
+            "Predict one plane of an OME-Zarr store or a (large) TIFF block by block into an "
+            "OME-Zarr store: labels/instances (seam-free ids over the whole image), optionally "
+            "probabilities. Memory does not grow with the image; an interrupted run resumes when "
+            "the same command is run again. Percentile normalisation takes its percentiles from "
+            "windows spread over the whole plane, not per block."
+        ),
+    )
+    p.add_argument(
+        "--model", required=True, nargs="+", type=Path, help="checkpoint file(s) or run folder(s)"
+    )
+    p.add_argument("--input", required=True, type=Path, help="OME-Zarr store or TIFF")
+    p.add_argument("--output", required=True, type=Path, help="output store, e.g. labels.zarr")
+    p.add_argument("--axes", help="axes of a TIFF without axis metadata, e.g. YXC")
+    p.add_argument("--t", type=int, default=0, help="time point of a time series (default 0)")
+    p.add_argument("--z", type=int, default=0, help="z-slice of a stack (default 0)")
+    p.add_argument("--block-size", type=int, default=2048, help="block core in pixels (2048)")
+    p.add_argument(
+        "--halo", type=int, help="context around each block (default: from the objects' size)"
+    )
+    p.add_argument(
+        "--probabilities",
+        choices=("none", "uint8", "float16"),
+        default="none",
+        help="also store the probabilities (uint8 = round(255 p))",
+    )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an existing output store (default: resume it)",
+    )
+
+
+def _add_export(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "export",
+        help="a trained model as a bioimage.io package, ONNX or TorchScript",
+        description=(
+            "Export a run's best.pt. bioimageio: a model-zoo package (.zip) other tools "
+            "(deepImageJ, ilastik, bioimageio.core) run, validated before it is written; needs "
+            "--sample-image. onnx / torchscript: one file that `lapseg predict --model` loads "
+            "with its normalisation and post-processing settings."
+        ),
+    )
+    p.add_argument("run", type=Path, help="run folder or checkpoint file")
+    p.add_argument(
+        "--format", dest="fmt", choices=("bioimageio", "onnx", "torchscript"), required=True
+    )
+    p.add_argument("--out", required=True, type=Path, help="file to write (.zip, .onnx, .pt)")
+    p.add_argument("--sample-image", type=Path, help="bioimageio: a real image of the run's data")
+    p.add_argument("--name", help="bioimageio: model name (default: from the task)")
+    p.add_argument(
+        "--author", dest="authors", action="append", help="bioimageio: author (repeatable)"
+    )
+    p.add_argument("--license", help="bioimageio: SPDX licence id (default MIT)")
+    p.add_argument("--tag", dest="tags", action="append", help="bioimageio: tag (repeatable)")
+
+
 def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "evaluate",
@@ -313,12 +376,14 @@ def build_parser() -> argparse.ArgumentParser:
     for add in (
         _add_train,
         _add_predict,
+        _add_predict_large,
         _add_evaluate,
         _add_demo,
         _add_cv,
         _add_search,
         _add_report,
         _add_baseline,
+        _add_export,
         _add_export_contours,
         _add_augment_preview,
         _add_compare,

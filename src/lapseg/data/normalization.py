@@ -131,39 +131,67 @@ def _check_image(image: np.ndarray) -> np.ndarray:
     return image
 
 
-def percentile_normalize(image: np.ndarray, *, low: float = 1.0, high: float = 99.8) -> np.ndarray:
+def percentile_range(image: np.ndarray, *, low: float = 1.0, high: float = 99.8) -> np.ndarray:
+    """Per-channel ``(offset, scale)`` of :func:`percentile_normalize`, shape ``(C, 2)``.
+
+    ``offset = p_low`` and ``scale = p_high - p_low``; when ``scale < 1e-6`` (e.g. a sparse
+    image whose percentiles coincide) it falls back to ``max - min`` so rare bright pixels map
+    to at most 1 instead of exploding, and a constant channel gets scale 1 (zeros, never NaN).
+    Channels with more than 4M pixels use a regular strided subsample of about 4M pixels.
+
+    >>> percentile_range(np.arange(101, dtype=np.float32).reshape(1, 1, 101), low=0, high=100)
+    array([[  0., 100.]])
+    """
+    image = _check_image(image)
+    _check_settings("percentile", low, high)
+    ranges = np.empty((image.shape[0], 2))
+    for c, channel in enumerate(image):
+        flat = channel.reshape(-1)
+        step = max(1, -(-flat.size // _MAX_PERCENTILE_SAMPLES))
+        p_low, p_high = np.percentile(flat[::step], [low, high])
+        scale = float(p_high - p_low)
+        if scale < _EPS:
+            scale = float(flat.max()) - float(flat.min())
+        if scale < _EPS:
+            scale = 1.0
+        ranges[c] = (float(p_low), scale)
+    return ranges
+
+
+def percentile_normalize(
+    image: np.ndarray,
+    *,
+    low: float = 1.0,
+    high: float = 99.8,
+    reference: np.ndarray | None = None,
+) -> np.ndarray:
     """Scale each channel so its ``low`` percentile maps to 0 and ``high`` to 1.
 
-    ``out = (x - p_low) / scale`` with ``scale = p_high - p_low``. Values outside the
-    percentiles are not clipped. When ``p_high - p_low < 1e-6`` (e.g. a sparse image whose
-    percentiles coincide) the scale falls back to ``max - min`` so rare bright pixels map to
-    at most 1 instead of exploding; a constant channel gives zeros (never NaN). For channels
-    with more than 4M pixels the percentiles are computed on a regular strided subsample
-    of about 4M pixels (exact enough for intensity scaling, much faster).
+    ``out = (x - p_low) / scale`` with the ``(offset, scale)`` of :func:`percentile_range`.
+    Values outside the percentiles are not clipped.
 
     Parameters
     ----------
     image : (C, Y, X) ndarray
     low, high : float
         Percentiles, ``0 <= low < high <= 100``.
+    reference : (C, Y', X') ndarray, optional
+        Take the percentiles from these pixels instead of ``image``: a sample of a whole
+        slide when ``image`` is one block of it, so every block is scaled alike.
 
     Returns
     -------
     (C, Y, X) ndarray of float32
     """
     image = _check_image(image)
-    _check_settings("percentile", low, high)
+    ranges = percentile_range(image if reference is None else reference, low=low, high=high)
+    if len(ranges) != image.shape[0]:
+        raise LapsegInputError(
+            f"reference has {len(ranges)} channel(s), the image {image.shape[0]}"
+        )
     out = image.astype(np.float32)  # always a copy: the input is never changed
-    for c, channel in enumerate(out):
-        flat = channel.reshape(-1)
-        step = max(1, -(-flat.size // _MAX_PERCENTILE_SAMPLES))
-        p_low, p_high = np.percentile(flat[::step], [low, high])
-        scale = float(p_high - p_low)
-        if scale < _EPS:
-            scale = float(flat.max() - flat.min())
-        if scale < _EPS:
-            scale = 1.0
-        out[c] = (channel - np.float32(p_low)) / np.float32(scale)
+    for c in range(out.shape[0]):
+        out[c] = (out[c] - np.float32(ranges[c, 0])) / np.float32(ranges[c, 1])
     return out
 
 
@@ -228,13 +256,18 @@ def fit_normalization(
     )
 
 
-def apply_normalization(image: np.ndarray, stats: NormalizationStats) -> np.ndarray:
+def apply_normalization(
+    image: np.ndarray, stats: NormalizationStats, *, reference: np.ndarray | None = None
+) -> np.ndarray:
     """Normalise one image with statistics fitted by :func:`fit_normalization`.
 
     Parameters
     ----------
     image : (C, Y, X) ndarray
     stats : NormalizationStats
+    reference : (C, Y', X') ndarray, optional
+        Pixels the percentile step takes its percentiles from instead of ``image``
+        (:func:`percentile_normalize`).
 
     Returns
     -------
@@ -252,7 +285,9 @@ def apply_normalization(image: np.ndarray, stats: NormalizationStats) -> np.ndar
             f"{stats.num_channels}"
         )
     if _uses_percentile(stats.mode):
-        out = percentile_normalize(image, low=stats.low_percentile, high=stats.high_percentile)
+        out = percentile_normalize(
+            image, low=stats.low_percentile, high=stats.high_percentile, reference=reference
+        )
     else:
         out = image.astype(np.float32)
     if _uses_meanstd(stats.mode):

@@ -31,8 +31,12 @@ import numpy as np
 
 from lapseg.config import PredictConfig
 from lapseg.errors import LapsegInputError
-from lapseg.inference.instances import instances_from_probabilities
-from lapseg.inference.predict import LoadedModel, model_mask, predict_probabilities
+from lapseg.inference.predict import (
+    LoadedModel,
+    model_instances,
+    model_mask,
+    predict_probabilities,
+)
 from lapseg.inference.sequences import SequencePredictor
 from lapseg.io.ctc import mask_name, write_track_table
 from lapseg.io.files import write_csv, write_json
@@ -208,9 +212,7 @@ def predict_movie(
             prob = probabilities(t)
             masks.append(model_mask(first, prob, predict=predict))
             if instances:
-                frame_labels = instances_from_probabilities(
-                    prob, first.config.postprocess, object_area=first.object_area
-                )
+                frame_labels = model_instances(first, prob, predict=predict)
                 labels.append(frame_labels)
                 objects.append(frame_objects(frame_labels))
             if outputs.probabilities:

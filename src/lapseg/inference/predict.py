@@ -64,8 +64,18 @@ def load_model(
 ) -> LoadedModel:
     """Load ``best.pt`` of a run folder, or a checkpoint file (``weights_only=True``).
 
-    ``engine`` ("torch" or "onnx") overrides the one stored in the run's configuration.
+    ``engine`` ("torch" or "onnx") overrides the one stored in the run's configuration. A file
+    written by ``lapseg export`` (``.onnx``, TorchScript ``.pt``) loads through
+    :func:`lapseg.inference.exported.load_exported_model`; it runs on its own engine.
     """
+    from lapseg.inference.exported import is_exported_model, load_exported_model
+
+    if is_exported_model(path):
+        if engine is not None or amp:
+            raise LapsegInputError(
+                "an exported model runs on its own engine: drop --engine/--amp", path=Path(path)
+            )
+        return load_exported_model(path, device=device)
     checkpoint_path = resolve_checkpoint_path(path)
     checkpoint = load_checkpoint(checkpoint_path)
     try:
@@ -111,13 +121,19 @@ def _map_back(prob: np.ndarray, original_yx: tuple[int, int], config: LapsegConf
 
 @torch.inference_mode()
 def predict_probabilities(
-    models: Sequence[LoadedModel], image: np.ndarray, *, predict: PredictConfig | None = None
+    models: Sequence[LoadedModel],
+    image: np.ndarray,
+    *,
+    predict: PredictConfig | None = None,
+    reference: np.ndarray | None = None,
 ) -> np.ndarray:
     """Class probabilities ``(K, Y, X)`` float32 for one raw ``(C, Y, X)`` image.
 
     ``K == 1`` (foreground probability) for sigmoid models. With several models the maps are
     averaged (each model applies its own normalisation). ``predict`` overrides the tiling
-    settings stored in the models.
+    settings stored in the models. ``reference`` (``(C, Y', X')`` pixels) gives the
+    percentile normalisation its percentiles when ``image`` is one block of a larger image
+    (:func:`lapseg.data.normalization.percentile_normalize`).
     """
     if not models:
         raise ValueError("no model given")
@@ -129,7 +145,7 @@ def predict_probabilities(
                 f"image has {image.shape[0]} channel(s) but the model {loaded.path} expects "
                 f"{loaded.config.model.in_channels}"
             )
-        normalised = apply_normalization(image, loaded.stats)
+        normalised = apply_normalization(image, loaded.stats, reference=reference)
         network_input = reshape_for_network(normalised, loaded.config.data, order=1)
         tensor = torch.from_numpy(np.ascontiguousarray(network_input, dtype=np.float32)).to(
             loaded.device
@@ -160,6 +176,21 @@ def model_mask(
     else:
         threshold = loaded.threshold if method == "tuned" else settings.threshold
     return probabilities_to_mask(prob, target=target, method=method, threshold=threshold)
+
+
+def model_instances(
+    loaded: LoadedModel, prob: np.ndarray, *, predict: PredictConfig | None = None
+) -> np.ndarray:
+    """The instance labels ``(Y, X)`` uint16 of one image as ``lapseg predict`` writes them.
+
+    The model's ``postprocess`` settings, its median training object area, and for binary
+    models the foreground threshold of :func:`model_mask` (fixed or tuned).
+    """
+    settings = predict if predict is not None else loaded.config.predict
+    threshold = loaded.threshold if settings.threshold_method == "tuned" else settings.threshold
+    return instances_from_probabilities(
+        prob, loaded.config.postprocess, threshold=threshold, object_area=loaded.object_area
+    )
 
 
 OUTPUT_KINDS = ("masks", "probabilities", "labels")
@@ -215,7 +246,6 @@ def predict_files(
     planned = [output_paths(output_dir, p, labels=labels) for p in inputs]
     check_outputs_do_not_overwrite_inputs(list(inputs), planned)
     settings = predict if predict is not None else config.predict
-    threshold = models[0].threshold if settings.threshold_method == "tuned" else settings.threshold
     written = []
     for path, outputs in zip(inputs, planned, strict=True):
         image = read_image(path, axes=axes)
@@ -230,9 +260,7 @@ def predict_files(
         )
         write_tiff(outputs["masks"], mask, axes="YX", pixel_size=image.pixel_size)
         if labels:
-            instance_labels = instances_from_probabilities(
-                prob, config.postprocess, threshold=threshold, object_area=models[0].object_area
-            )
+            instance_labels = model_instances(models[0], prob, predict=settings)
             write_tiff(outputs["labels"], instance_labels, axes="YX", pixel_size=image.pixel_size)
         written.append(outputs)
         if on_image is not None:

@@ -249,7 +249,9 @@ def image_yx(path: str | Path) -> tuple[int, int]:
         properties = iio.improps(path)
         return int(properties.shape[0]), int(properties.shape[1])
     except (OSError, ValueError, RuntimeError, KeyError, IndexError) as exc:
-        raise LapsegInputError(f"cannot read image ({type(exc).__name__}: {exc})", path=path) from exc
+        raise LapsegInputError(
+            f"cannot read image ({type(exc).__name__}: {exc})", path=path
+        ) from exc
 
 
 def read_image(path: str | Path, *, axes: str | None = None) -> ImageData:

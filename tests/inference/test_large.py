@@ -1,0 +1,106 @@
+"""``lapseg predict-large``: a trained model over an image cut into blocks (lapseg.inference.large)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+
+from lapseg.cli import main
+from lapseg.config import load_config
+from lapseg.inference.large import default_halo, reference_pixels
+from lapseg.inference.predict import load_model, model_instances, predict_probabilities
+from lapseg.io.zarr import PlaneView, read_ome_zarr
+from lapseg.metrics.instance import match_instances
+from lapseg.training.trainer import fit
+
+TINY = [
+    "model.base_features=8",
+    "model.depth=2",
+    "train.epochs=15",
+    "train.patch_size=[64, 64]",
+    "train.patches_per_epoch=32",
+    "train.batch_size=4",
+    "train.tensorboard=false",
+    "predict.tile_size=[64, 64]",
+    "train.deterministic=true",
+]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A tiny 3-class run and a 3 x 3 mosaic (288 x 288) of its kind of image."""
+    from conftest import write_pairs
+
+    root = tmp_path_factory.mktemp("large")
+    data = write_pairs(root / "data", 9, seed=5)
+    fit(load_config(None, TINY), data, root / "run", progress=False)
+    tiles = [tifffile.imread(data / "images" / f"img{i}.tif") for i in range(9)]
+    mosaic = np.block([tiles[0:3], tiles[3:6], tiles[6:9]])
+    tifffile.imwrite(root / "mosaic.tif", mosaic)
+    return root / "run", root / "mosaic.tif"
+
+
+def test_reference_pixels_reads_windows_from_corners_and_centre() -> None:
+    plane = PlaneView(np.arange(64.0 * 64).reshape(64, 64), "YX")
+    sample = reference_pixels(plane, per_side=3, window=8)
+    assert sample.shape == (1, 72, 8)
+    assert sample[0, 0, 0] == 0.0  # top-left window
+    assert sample[0, -1, -1] == 64 * 64 - 1  # bottom-right window
+    assert sample[0, 32, 0] == 28 * 64 + 28  # the middle window starts at (28, 28)
+
+
+@pytest.mark.slow
+def test_predict_large_matches_whole_image_prediction(
+    trained: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run, mosaic = trained
+    out = tmp_path / "labels.zarr"
+    args = ["predict-large", "--model", run, "--input", mosaic, "--output", out]
+    code = main([str(a) for a in [*args, "--block-size", "128", "--no-progress"]])
+    printed = capsys.readouterr().out
+    assert code == 0, printed
+    assert "halo" in printed and "9 blocks" in printed
+    with read_ome_zarr(out / "labels" / "instances") as stored:
+        labels = np.asarray(stored.array[...])[0]
+    assert labels.shape == (288, 288)
+    # the same model on the whole image in memory, normalised alike: the blocks change
+    # (almost) nothing (a watershed may break a tie between two touching cells differently)
+    loaded = load_model(run)
+    image = tifffile.imread(mosaic)[None]
+    reference = reference_pixels(PlaneView(image, "CYX"))
+    whole = model_instances(loaded, predict_probabilities([loaded], image, reference=reference))
+    assert whole.max() > 10
+    (record,) = match_instances(whole, labels, thresholds=[0.5])
+    assert record.f1 > 0.95, record
+    # running it again finds the finished store and predicts nothing
+    assert main([str(a) for a in [*args, "--block-size", "128", "--no-progress"]]) == 0
+    assert "0 predicted now" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_default_halo_follows_the_object_size(trained: tuple[Path, Path]) -> None:
+    loaded = load_model(trained[0])
+    assert loaded.object_area is not None
+    halo, why = default_halo(loaded, loaded.config.predict)
+    diameter = 3 * 2 * np.sqrt(loaded.object_area / np.pi)
+    assert halo >= diameter + 16 and halo % 16 == 0
+    assert "median training object" in why
+
+
+@pytest.mark.slow
+def test_predict_large_bad_input_is_one_line(
+    trained: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run, mosaic = trained
+    base = ["predict-large", "--model", str(run), "--no-progress"]
+    assert main([*base, "--input", str(mosaic), "--output", str(mosaic)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "overwrite the input" in err
+    assert main([*base, "--input", str(tmp_path / "nope.tif"), "--output", "x.zarr"]) == 2
+    assert "not found" in capsys.readouterr().err
+    assert main([*base, "--input", str(mosaic), "--output", str(tmp_path / "o"), "--t", "3"]) == 2
+    assert "outside the image" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
