@@ -46,3 +46,27 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip("../shared/data is not available")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def instance_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A small instance model trained with no flags on 9 synthetic label images (about 10 s),
+    and its data folder. Tests that use it should be marked slow."""
+    from lapseg.config import load_config
+    from lapseg.training.trainer import fit
+
+    root = tmp_path_factory.mktemp("instance-run")
+    data = write_pairs(root / "data", 9, seed=5)
+    overrides = [
+        "model.base_features=8",
+        "model.depth=2",
+        "train.epochs=15",
+        "train.patch_size=[64, 64]",
+        "train.patches_per_epoch=32",
+        "train.batch_size=4",
+        "train.tensorboard=false",
+        "predict.tile_size=[64, 64]",
+        "train.deterministic=true",
+    ]
+    fit(load_config(None, overrides), data, root / "run", progress=False)
+    return root / "run", data

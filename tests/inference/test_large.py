@@ -9,38 +9,20 @@ import pytest
 import tifffile
 
 from lapseg.cli import main
-from lapseg.config import load_config
 from lapseg.inference.large import default_halo, reference_pixels
 from lapseg.inference.predict import load_model, model_instances, predict_probabilities
 from lapseg.io.zarr import PlaneView, read_ome_zarr
 from lapseg.metrics.instance import match_instances
-from lapseg.training.trainer import fit
-
-TINY = [
-    "model.base_features=8",
-    "model.depth=2",
-    "train.epochs=15",
-    "train.patch_size=[64, 64]",
-    "train.patches_per_epoch=32",
-    "train.batch_size=4",
-    "train.tensorboard=false",
-    "predict.tile_size=[64, 64]",
-    "train.deterministic=true",
-]
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """A tiny 3-class run and a 3 x 3 mosaic (288 x 288) of its kind of image."""
-    from conftest import write_pairs
-
-    root = tmp_path_factory.mktemp("large")
-    data = write_pairs(root / "data", 9, seed=5)
-    fit(load_config(None, TINY), data, root / "run", progress=False)
+def trained(instance_run: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory):
+    """The shared instance run and a 3 x 3 mosaic (288 x 288) of its kind of image."""
+    run, data = instance_run
     tiles = [tifffile.imread(data / "images" / f"img{i}.tif") for i in range(9)]
-    mosaic = np.block([tiles[0:3], tiles[3:6], tiles[6:9]])
-    tifffile.imwrite(root / "mosaic.tif", mosaic)
-    return root / "run", root / "mosaic.tif"
+    mosaic = tmp_path_factory.mktemp("large") / "mosaic.tif"
+    tifffile.imwrite(mosaic, np.block([tiles[0:3], tiles[3:6], tiles[6:9]]))
+    return run, mosaic
 
 
 def test_reference_pixels_reads_windows_from_corners_and_centre() -> None:
@@ -67,14 +49,16 @@ def test_predict_large_matches_whole_image_prediction(
         labels = np.asarray(stored.array[...])[0]
     assert labels.shape == (288, 288)
     # the same model on the whole image in memory, normalised alike: the blocks change
-    # (almost) nothing (a watershed may break a tie between two touching cells differently)
+    # (almost) nothing. Not exactly nothing: a block's sliding-window tiles sit elsewhere than
+    # the whole image's, so a small model's probabilities differ a little where it is unsure
+    # (tests/inference/test_blocks.py proves the stitching exact on fixed probabilities)
     loaded = load_model(run)
     image = tifffile.imread(mosaic)[None]
     reference = reference_pixels(PlaneView(image, "CYX"))
     whole = model_instances(loaded, predict_probabilities([loaded], image, reference=reference))
     assert whole.max() > 10
     (record,) = match_instances(whole, labels, thresholds=[0.5])
-    assert record.f1 > 0.95, record
+    assert record.f1 > 0.9 and record.mean_matched_iou > 0.9, record
     # running it again finds the finished store and predicts nothing
     assert main([str(a) for a in [*args, "--block-size", "128", "--no-progress"]]) == 0
     assert "0 predicted now" in capsys.readouterr().out

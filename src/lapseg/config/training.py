@@ -43,8 +43,10 @@ class LossConfig(Section):
     get_weight) from the training masks, ``fixed`` (``class_weights`` as given) or ``none``."""
     class_weights: tuple[float, ...] = ()
     """Weights per class for ``class_weighting: fixed`` (e.g. [1, 2]: 000's weight 2 on cells)."""
-    border_weights: Bool = False
-    """Multiply the pixel losses by the U-Net border weight map (w0, sigma)."""
+    border_weights: Literal["auto"] | Bool = "auto"
+    """Multiply the pixel losses by the U-Net border weight map (w0, sigma), class-balanced
+    unless ``class_weighting`` is set; ``auto``: on for instance masks (the 3-class target),
+    off otherwise (chosen by measurement across datasets: docs/instances.md)."""
     w0: NonNegative = 10.0
     """Amplitude of the border weight term."""
     sigma: Positive = 5.0

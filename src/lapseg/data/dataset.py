@@ -92,7 +92,8 @@ def prepare_sample(
     normalised = apply_normalization(image, stats)
     normalised = reshape_for_network(normalised, data, order=1).astype(np.float32)
     instances = None
-    if data.task == "instances" or data.target == "three_class" or config.loss.border_weights:
+    border = config.loss.border_weights is True  # "auto" is resolved with the task
+    if data.task == "instances" or data.target == "three_class" or border:
         if data.mask_kind == "classes":
             raise LapsegInputError(
                 "loss.border_weights needs binary or instance masks, not class-index masks"
@@ -106,7 +107,7 @@ def prepare_sample(
         target = mask_to_target(mask, kind=data.mask_kind, num_classes=num_classes)
         target = reshape_for_network(target, data, order=0)
     weights = None
-    if config.loss.border_weights:
+    if border:
         if instances is None:  # kept above whenever border weights are on
             raise ValueError("border weights need instance labels")
         weights = border_weights(instances, config)

@@ -24,6 +24,7 @@ from scipy import ndimage
 
 from lapseg.config import INSTANCE_TARGETS, LapsegConfig
 from lapseg.errors import LapsegInputError
+from lapseg.losses.modules import LOSSES
 
 __all__ = ["MaskSurvey", "TaskDecision", "resolve_task", "survey_masks"]
 
@@ -124,12 +125,14 @@ class TaskDecision:
     target: str
     out_channels: int
     reason: str
+    border_weights: bool = False
 
     def summary(self) -> str:
         """One line for the log."""
+        weighted = ", weighted by the border weight map" if self.border_weights else ""
         return (
             f"task {self.task} ({self.reason}); the network learns the {self.target} target "
-            f"with {self.out_channels} output channel(s)"
+            f"with {self.out_channels} output channel(s){weighted}"
         )
 
 
@@ -150,7 +153,8 @@ def resolve_task(
     Returns
     -------
     config : LapsegConfig
-        With explicit ``data.task``, ``data.mask_kind``, ``data.target``, ``model.out_channels``.
+        With explicit ``data.task``, ``data.mask_kind``, ``data.target``, ``model.out_channels``
+        and ``loss.border_weights`` (``auto``: on for the 3-class target).
     decision : TaskDecision
     """
     data = config.data
@@ -186,11 +190,15 @@ def resolve_task(
         raise LapsegInputError(
             f"data.target=three_class needs model.out_channels=3 (got {out_channels})"
         )
+    border_weights = config.loss.border_weights
+    if border_weights == "auto":  # a loss without a pixel-wise term cannot use the map
+        border_weights = target == "three_class" and LOSSES[config.loss.name].supports_pixel_weights
     resolved = config.replace(
         data=data.replace(task=task, mask_kind=kind, target=target),
         model=config.model.replace(out_channels=out_channels),
+        loss=config.loss.replace(border_weights=border_weights),
     )
-    return resolved, TaskDecision(task, kind, target, out_channels, reason)
+    return resolved, TaskDecision(task, kind, target, out_channels, reason, bool(border_weights))
 
 
 def _channels(target: str, task: str, survey: MaskSurvey | None) -> int:

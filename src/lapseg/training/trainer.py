@@ -192,7 +192,7 @@ def _epoch(run: TrainingRun, bar: tqdm) -> dict[str, Any]:
             device=run.device,
             precision=run.precision,
             scaler=run.scaler,
-            use_pixel_weights=run.config.loss.border_weights,
+            use_pixel_weights=run.config.loss.border_weights is True,
             on_batch=on_batch,
         )
     )
