@@ -490,7 +490,7 @@ def test_timelapse_train_predict_and_compare(tmp_path: Path, capsys):
     assert "false_white" in stdout.replace(" ", "_").lower() or "false white" in stdout.lower()
     assert (tmp_path / "cmp" / "curves.png").is_file()
     assert (tmp_path / "cmp" / "n5" / "cache").is_dir()  # median backgrounds cached with the run
-    code, _, err = run(
+    code, stdout, err = run(
         [
             "predict",
             "--model",
@@ -508,3 +508,96 @@ def test_timelapse_train_predict_and_compare(tmp_path: Path, capsys):
     assert len(stacks) == 3  # one mask stack per sequence, one frame per time point
     assert all(tifffile.imread(path).shape[0] == 6 for path in stacks)
     assert len(sorted((tmp_path / "pred").glob("*/tracks.csv"))) == 3  # an instance model
+    assert len(sorted((tmp_path / "pred").glob("*/consistency.json"))) == 3
+    assert "temporal consistency:" in stdout
+
+
+def test_predict_reads_every_training_layout(trained_run: Path, tmp_path: Path, capsys):
+    """Sample folders, CSV/JSON lists and a training folder predict like plain image folders."""
+    data = trained_run / "data"
+    model = trained_run / "run"
+    reference = tmp_path / "plain"
+    assert (
+        run(
+            [
+                "predict",
+                "--model",
+                model,
+                "--input",
+                data / "images",
+                "--output",
+                reference,
+                "--no-progress",
+            ],
+            capsys,
+        )[0]
+        == 0
+    )
+    samples = tmp_path / "samples"
+    for image in sorted((data / "images").iterdir()):
+        (samples / f"cell_{image.stem}").mkdir(parents=True)
+        shutil.copy(image, samples / f"cell_{image.stem}" / "raw.tif")
+    listing = tmp_path / "list.csv"
+    listing.write_text(
+        "image,name\n" + "".join(f"{p},{p.stem}\n" for p in sorted((data / "images").iterdir()))
+    )
+    expected_names = {
+        "samples": {f"cell_{p.stem}.tif" for p in (data / "images").iterdir()},
+        "list": {p.name for p in (data / "images").iterdir()},
+        "dataset": {p.name for p in (data / "images").iterdir()},
+    }
+    for kind, source in (("samples", samples), ("list", listing), ("dataset", data)):
+        out = tmp_path / kind
+        code, stdout, err = run(
+            ["predict", "--model", model, "--input", source, "--output", out, "--no-progress"],
+            capsys,
+        )
+        assert code == 0, err
+        written = {p.name for p in (out / "masks").iterdir()}
+        assert written == expected_names[kind], kind
+        if kind != "list":  # the list names its images; the others say what they found
+            assert "image(s) from" in stdout
+        for name in written:
+            plain = name.removeprefix("cell_")
+            np.testing.assert_array_equal(
+                tifffile.imread(out / "masks" / name), tifffile.imread(reference / "masks" / plain)
+            )
+
+
+def test_predict_refuses_two_inputs_with_one_output_name(trained_run: Path, tmp_path: Path, capsys):
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    image = next((trained_run / "data" / "images").iterdir())
+    shutil.copy(image, inputs / "a.tif")
+    shutil.copy(image, inputs / "a.ome.tif")
+    code, _, err = run(
+        ["predict", "--model", trained_run / "run", "--input", inputs, "--output", tmp_path / "o"],
+        capsys,
+    )
+    assert_one_line_error(code, err, "same output name", "a")
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.slow
+def test_held_out_test_split_is_evaluated_and_reported(tmp_path: Path, capsys):
+    import json
+
+    from conftest import write_pairs
+
+    data = write_pairs(tmp_path / "data", 10, seed=1)
+    run_dir = tmp_path / "run"
+    args = ["train", "--data", data, "--out", run_dir, "--no-progress", *TINY]
+    code, stdout, err = run([*args, "--set", "data.test_fraction=0.2"], capsys)
+    assert code == 0, err
+    split = json.loads((run_dir / "split.json").read_text())
+    assert len(split["test"]) == 2
+    assert "held-out test split (2 image(s)): dice" in stdout
+    summary = json.loads((run_dir / "test" / "evaluation" / "summary.json").read_text())
+    assert summary["n_images"] == 2
+    assert {p.stem for p in (run_dir / "test" / "predictions" / "labels").iterdir()} == set(
+        split["test"]
+    )
+    record = json.loads((run_dir / "run.json").read_text())
+    assert record["held_out_test"]["n_images"] == 2 and "seg" in record["held_out_test"]
+    report = (run_dir / "report.html").read_text()
+    assert split["test"][0] in report  # the held-out images' rows and overlays

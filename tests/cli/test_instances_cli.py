@@ -63,9 +63,17 @@ def test_validation_measure_equals_evaluate_instances(instance_run, tmp_path, ca
         (images / name).symlink_to(data / "images" / name)
         (truth / name).symlink_to(data / "masks" / name)
     _predict(run, images, tmp_path / "pred")
+    report_run = tmp_path / "report-run"
+    report_run.mkdir()
+    for name in ("config.yaml", "split.json", "run.json", "history.csv", "best.pt"):
+        (report_run / name).symlink_to(run / name)
     args = ["evaluate", "--instances", "--pred", tmp_path / "pred", "--truth", truth]
-    assert main([str(a) for a in [*args, "--out", tmp_path / "eval"]]) == 0
-    capsys.readouterr()
+    extra = ["--out", tmp_path / "eval", "--run", report_run, "--images", images]
+    assert main([str(a) for a in [*args, *extra]]) == 0
+    printed = capsys.readouterr().out
+    assert "instances_summary.json" in printed and "report:" in printed
+    report = (report_run / "report.html").read_text()
+    assert "SEG" in report and "img0" in report
     summary = json.loads((tmp_path / "eval" / "instances_summary.json").read_text())
     at_half = next(r for r in summary["matching"] if r["threshold"] == 0.5)
     # what training validates with (lapseg.training.validation.instance_scores)

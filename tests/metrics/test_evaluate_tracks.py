@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +29,10 @@ def test_a_perfect_result_scores_one_in_both_layouts(tmp_path: Path, truth, caps
     write_ctc_result(tmp_path / "01_RES", truth.labels, truth.table)
     scores = evaluate_tracks(tmp_path / "01_RES", tmp_path / "01_GT", out_dir=tmp_path / "e")
     assert scores.tra == 1.0 and scores.det == 1.0
-    assert (tmp_path / "e" / "tracking_summary.json").is_file()
+    summary = json.loads((tmp_path / "e" / "tracking_summary.json").read_text())
+    consistency = summary["temporal_consistency"]
+    assert consistency["result"] == consistency["reference"]
+    assert consistency["result"]["flickers"] == 0 and consistency["result"]["gaps"] == 0
     movie = tmp_path / "movie"
     movie.mkdir()
     tifffile.imwrite(movie / "labels.tif", truth.labels, metadata={"axes": "TYX"})

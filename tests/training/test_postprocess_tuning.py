@@ -69,7 +69,7 @@ def test_tuning_finds_the_known_best_thresholds() -> None:
     assert result.postprocess.foreground_threshold == 0.5
     assert result.value == pytest.approx(1.0)
     assert result.default_value < 0.9  # the defaults (0.5, 0.5) merge the touching pair
-    assert result.tried == result.of == len(candidate_settings("three_class")) == 30
+    assert result.tried == result.of == len(candidate_settings("three_class")) == 49
 
 
 def test_tuning_stops_at_the_deadline_and_keeps_the_defaults_scored() -> None:

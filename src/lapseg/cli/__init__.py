@@ -8,6 +8,7 @@ code 2, never a traceback. Ctrl-C during training saves a checkpoint and exits w
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import os
 import sys
@@ -21,6 +22,17 @@ __all__ = ["build_parser", "main"]
 
 EXIT_INPUT_ERROR = 2
 EXIT_INTERRUPTED = 130
+
+_OS_ERROR_HINTS = {
+    errno.ENOSPC: (
+        "; the file was not written and earlier files are intact: free some space and run the "
+        "command again (an interrupted lapseg train continues with --resume)"
+    ),
+    errno.EDQUOT: "; disk quota exceeded: free some space and run the command again",
+    errno.EACCES: "; check its permissions (outputs: choose a folder you can write to)",
+    errno.EROFS: "; the file system is read-only: choose another output folder",
+}
+"""What to do about the operating-system errors users meet (appended to the error line)."""
 
 
 class _ConsoleFilter(logging.Filter):
@@ -67,7 +79,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     except OSError as error:  # unwritable output folder, disk full, ...
         where = f"{error.filename}: " if getattr(error, "filename", None) else ""
-        print(f"lapseg: error: {where}{error.strerror or error}", file=sys.stderr)
+        hint = _OS_ERROR_HINTS.get(error.errno or 0, "")
+        print(f"lapseg: error: {where}{error.strerror or error}{hint}", file=sys.stderr)
         return EXIT_INPUT_ERROR
     finally:
         logging.getLogger("lapseg").removeHandler(handler)

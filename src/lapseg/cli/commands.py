@@ -9,6 +9,7 @@ import json
 import sys
 from pathlib import Path
 
+from lapseg.data.channels import parse_channels
 from lapseg.errors import LapsegInputError
 
 
@@ -46,16 +47,36 @@ def _write_report_or_warn(
 
 def run_train(args: argparse.Namespace) -> int:
     from lapseg.config import load_config
+    from lapseg.training.distributed import is_main
+    from lapseg.training.held_out import HELD_OUT_FOLDER, evaluate_held_out
     from lapseg.training.trainer import fit
 
+    if args.nproc is not None and args.nproc != 1:
+        return _launch_processes(args)
     if args.resume and (args.config or args.overrides):
         raise LapsegInputError("--resume uses the run's stored configuration; drop --config/--set")
     overrides = [*args.overrides, *([f"train.device={args.device}"] if args.device else [])]
+    if args.channels:
+        channels = parse_channels(args.channels)
+        overrides.append(f"data.channels={list(channels) if channels != 'mean' else 'mean'}")
     config = load_config(args.config, overrides)
     result = fit(
         config, _require(args.data), args.out, resume=args.resume, progress=not args.no_progress
     )
-    _write_report_or_warn(result.run_dir)
+    if not is_main():
+        return 0  # under torchrun, rank 0 alone reports
+    held_out = evaluate_held_out(result.run_dir, args.data, device=args.device or "auto")
+    test = result.run_dir / HELD_OUT_FOLDER
+    if held_out is not None:
+        _write_report_or_warn(
+            result.run_dir,
+            evaluation_dir=test / "evaluation",
+            predictions_dir=test / "predictions",
+            truth_dir=test / "truth",
+            images_dir=test / "images",
+        )
+    else:
+        _write_report_or_warn(result.run_dir)
     print(f"run folder: {result.run_dir}")
     print(
         f"best epoch {result.best_epoch}: {result.best_metric:.4f} ({result.monitor}); "
@@ -64,21 +85,67 @@ def run_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _launch_processes(args: argparse.Namespace) -> int:
+    """``lapseg train --nproc N ...``: this command line again, under torchrun on N processes."""
+    import os
+    import subprocess
+
+    from lapseg.cli.parsers import build_parser
+    from lapseg.training.distributed import torchrun_command
+
+    if args.nproc < 1:
+        raise LapsegInputError(f"--nproc must be >= 1, not {args.nproc}")
+    if "WORLD_SIZE" in os.environ:
+        raise LapsegInputError("--nproc starts torchrun itself: drop it when torchrun runs lapseg")
+    argv = _without_nproc(sys.argv[1:])
+    expected = argparse.Namespace(**{**vars(args), "nproc": None})
+    if argv[:1] != ["train"] or build_parser().parse_args(argv) != expected:
+        raise LapsegInputError(
+            "--nproc runs this process's command line again (write it as --nproc N); from "
+            "Python, start `torchrun --nproc-per-node N -m lapseg train ...` instead"
+        )
+    command = torchrun_command(args.nproc, argv, python=sys.executable)
+    with subprocess.Popen(command) as process:
+        try:
+            return process.wait()
+        except KeyboardInterrupt:  # the processes got Ctrl-C too: rank 0 saves last.pt
+            process.wait()
+            raise
+
+
+def _without_nproc(argv: list[str]) -> list[str]:
+    """``argv`` without ``--nproc N`` / ``--nproc=N``."""
+    kept: list[str] = []
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--nproc":
+            skip = True
+        elif not arg.startswith("--nproc="):
+            kept.append(arg)
+    return kept
+
+
 def run_predict(args: argparse.Namespace) -> int:
+    from functools import partial
+
     from tqdm.auto import tqdm
 
     from lapseg.inference.apply import predict_path
+    from lapseg.inference.distributed import ModelSpec, predict_path_distributed
     from lapseg.inference.movies import MovieOutputs
-    from lapseg.inference.predict import load_model, with_overrides
-    from lapseg.inference.tta import dihedral_tta
+    from lapseg.inference.predict import with_overrides
 
-    device = args.device or "auto"
-    models = [
-        load_model(path, device=device, engine=args.engine).with_overrides(args.overrides)
-        for path in args.model
-    ]
-    if args.tta:
-        models = [m.with_predictor(dihedral_tta(m.predictor)) for m in models]
+    spec = ModelSpec(  # how the models load, here and on every Dask worker
+        tuple(args.model),
+        device=args.device or "auto",
+        engine=args.engine,
+        overrides=tuple(args.overrides),
+        channels=parse_channels(args.channels) if args.channels else None,
+        tta=args.tta,
+    )
+    models = spec.load()
     settings = with_overrides(
         models[0].config.predict,
         tile_size=tuple(args.tile_size) if args.tile_size else None,
@@ -87,6 +154,8 @@ def run_predict(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         threshold_method=args.threshold_method,
         threshold=args.threshold,
+        scale=args.scale,
+        rescale=False if args.no_rescale else None,
     )
     if settings.threshold_method == "tuned" and models[0].config.model.outputs != 1:
         raise LapsegInputError("--threshold-method tuned applies to binary (sigmoid) models only")
@@ -99,8 +168,11 @@ def run_predict(args: argparse.Namespace) -> int:
             )
         bars[item].update(1)
 
+    run = predict_path
+    if args.scheduler is not None:  # the same files spread over a Dask cluster
+        run = partial(predict_path_distributed, spec=spec, scheduler=args.scheduler)
     try:
-        summary = predict_path(
+        summary = run(
             models,
             args.input,
             args.output,
@@ -125,8 +197,15 @@ def run_evaluate(args: argparse.Namespace) -> int:
     if args.tracks:
         from lapseg.metrics.evaluate_tracks import evaluate_tracks, format_tracking
 
+        if args.run is not None or args.images is not None:
+            raise LapsegInputError("--run and --images report image evaluations, not --tracks")
         print(format_tracking(evaluate_tracks(args.pred, args.truth, out_dir=args.out)))
         return 0
+    from lapseg.metrics.evaluate import evaluate_folders, format_metrics_table
+    from lapseg.report.plots import save_evaluation_boxplots
+
+    if args.run is not None and args.out is None:
+        raise LapsegInputError("--run needs --out (the report reads the evaluation files)")
     if args.instances:
         from lapseg.metrics.evaluate_instances import (
             evaluate_instance_folders,
@@ -135,19 +214,14 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
         instance_result = evaluate_instance_folders(args.pred, args.truth, out_dir=args.out)
         print(format_instance_table(instance_result))
-        if args.out is not None:
-            print(f"wrote instances_per_image.csv and instances_summary.json to {args.out}")
-        return 0
-    from lapseg.metrics.evaluate import evaluate_folders, format_metrics_table
-    from lapseg.report.plots import save_evaluation_boxplots
-
-    if args.run is not None and args.out is None:
-        raise LapsegInputError("--run needs --out (the report reads the evaluation files)")
     result = evaluate_folders(args.pred, args.truth, num_classes=args.num_classes, out_dir=args.out)
     print(format_metrics_table(result))
     if args.out is not None:
         save_evaluation_boxplots(result, args.out)
-        print(f"wrote per_image.csv, summary.json and boxplots to {args.out}")
+        written = "per_image.csv, summary.json, boxplots"
+        if args.instances:
+            written += ", instances_per_image.csv and instances_summary.json"
+        print(f"wrote {written} to {args.out}")
     if args.run is not None:
         _write_report_or_warn(
             args.run,
@@ -362,6 +436,9 @@ def run_export(args: argparse.Namespace) -> int:
         fmt=args.fmt,
         out=args.out,
         sample_image=args.sample_image,
+        data=args.data,
+        calibration_data=args.calibration_data,
+        max_drop=args.max_accuracy_drop,
         **metadata,
     )
     print(f"exported: {path}")

@@ -75,6 +75,19 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--resume", action="store_true", help="continue the run in --out from its last.pt exactly"
     )
+    p.add_argument(
+        "--nproc",
+        type=int,
+        metavar="N",
+        help="train on N processes of this machine (one per GPU; gloo processes on the CPU): "
+        "shorthand for `torchrun --standalone --nproc-per-node N -m lapseg train ...`; "
+        "train.batch_size stays the global batch (docs/distributed.md)",
+    )
+    p.add_argument(
+        "--channels",
+        help="channels of multi-channel images the network sees: 0-based indices (0 or 1,0) or "
+        "'mean' (default: all; stored with the model)",
+    )
 
 
 def _add_predict(sub: argparse._SubParsersAction) -> None:
@@ -136,6 +149,27 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--engine", choices=("torch", "onnx"), help="inference engine (default: the model's)"
     )
+    p.add_argument(
+        "--channels",
+        help="channels the model sees: 0-based indices (0 or 1,0) or 'mean' (default: the ones "
+        "it was trained on)",
+    )
+    p.add_argument(
+        "--scale",
+        type=float,
+        help="zoom images by this factor before the network, results mapped back (default: from "
+        "the pixel sizes of the image and the training images)",
+    )
+    p.add_argument(
+        "--no-rescale",
+        action="store_true",
+        help="use images at their own scale even when their pixel size differs from training",
+    )
+    p.add_argument(
+        "--scheduler",
+        help="spread the files over a Dask cluster: local:N (N worker processes here) or a "
+        "scheduler address such as tcp://HOST:8786 (needs the dask extra)",
+    )
 
 
 def _add_predict_large(sub: argparse._SubParsersAction) -> None:
@@ -184,12 +218,17 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
             "Export a run's best.pt. bioimageio: a model-zoo package (.zip) other tools "
             "(deepImageJ, ilastik, bioimageio.core) run, validated before it is written; needs "
             "--sample-image. onnx / torchscript: one file that `lapseg predict --model` loads "
-            "with its normalisation and post-processing settings."
+            "with its normalisation and post-processing settings. onnx-int8: the ONNX network "
+            "quantised to INT8 (ONNX Runtime, calibrated on the training split of --data), "
+            "written only when validation Dice/SEG drop by at most --max-accuracy-drop."
         ),
     )
     p.add_argument("run", type=Path, help="run folder or checkpoint file")
     p.add_argument(
-        "--format", dest="fmt", choices=("bioimageio", "onnx", "torchscript"), required=True
+        "--format",
+        dest="fmt",
+        choices=("bioimageio", "onnx", "onnx-int8", "torchscript"),
+        required=True,
     )
     p.add_argument("--out", required=True, type=Path, help="file to write (.zip, .onnx, .pt)")
     p.add_argument("--sample-image", type=Path, help="bioimageio: a real image of the run's data")
@@ -199,6 +238,17 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--license", help="bioimageio: SPDX licence id (default MIT)")
     p.add_argument("--tag", dest="tags", action="append", help="bioimageio: tag (repeatable)")
+    p.add_argument("--data", type=Path, help="onnx-int8: the run's dataset (as for train)")
+    p.add_argument(
+        "--calibration-data",
+        type=Path,
+        help="onnx-int8: folder of images to calibrate on (default: the training split of --data)",
+    )
+    p.add_argument(
+        "--max-accuracy-drop",
+        type=float,
+        help="onnx-int8: largest allowed drop of validation Dice/SEG (default 0.005)",
+    )
 
 
 def _add_evaluate(sub: argparse._SubParsersAction) -> None:

@@ -3,11 +3,11 @@
 
 from __future__ import annotations
 
-from typing import Literal, get_args
+from typing import Annotated, Literal, get_args
 
 from pydantic import Field, model_validator
 
-from lapseg.config.base import Fraction, Int, Section, Size
+from lapseg.config.base import Fraction, Int, Positive, Section, Size
 
 __all__ = [
     "BACKGROUND_MODES",
@@ -73,6 +73,15 @@ class DataConfig(Section):
     axes: str | None = None
     """Axes of the image files (``YX``, ``YXC``, ``CYX``, ``TYX``...); null = from the file's
     metadata, ``YX`` for 2D arrays, ``YXC`` for RGB PNG/JPEG. Never guessed otherwise."""
+    channels: tuple[Annotated[Int, Field(ge=0)], ...] | Literal["mean"] | None = None
+    """Channels of multi-channel images the network sees: indices (0-based, in this order,
+    e.g. [1, 0]), ``mean`` (their average: one channel) or null (every channel as read).
+    Stored with the model, so prediction picks the same ones (``predict --channels``
+    overrides). ``model.in_channels`` follows the images."""
+    pixel_size: tuple[Positive, Positive] | None = None
+    """Pixel size (Y, X) in micrometres of the training images; null: from their metadata.
+    Recorded in the model; prediction rescales images of another pixel size to it
+    (``predict.rescale``)."""
     task: Task = "auto"
     """``instances`` (separate objects: label images out), ``binary`` (foreground masks) or
     ``semantic`` (class maps); ``auto`` decides from the masks (instance label images ->
@@ -116,6 +125,8 @@ class DataConfig(Section):
             raise ValueError("data.val_fraction + data.test_fraction must be < 1")
         if self.resize is not None and self.crop_or_pad is not None:
             raise ValueError("set at most one of data.resize and data.crop_or_pad")
+        if isinstance(self.channels, tuple) and not self.channels:
+            raise ValueError("data.channels needs at least one channel index (or null)")
         return self
 
 

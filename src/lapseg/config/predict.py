@@ -7,7 +7,7 @@ from typing import Literal, get_args
 
 from pydantic import Field
 
-from lapseg.config.base import Bool, Fraction, Int, Section, Size
+from lapseg.config.base import Bool, Fraction, Int, Positive, Section, Size
 
 __all__ = [
     "BLENDS",
@@ -47,6 +47,13 @@ class PredictConfig(Section):
     """Foreground probability threshold of binary models."""
     engine: Engine = "torch"
     """``torch`` (eager PyTorch) or ``onnx`` (ONNX Runtime on the CPU; the ``onnx`` extra)."""
+    rescale: Bool = True
+    """Bring images whose pixel size differs by more than 5% from the training images' to the
+    training scale (and the results back to the image's grid), as nnU-Net does with spacing.
+    Images or models without a pixel size are used as they are (the log says so)."""
+    scale: Positive | None = None
+    """Zoom every image by this factor before the network (results mapped back), instead of
+    the pixel-size rule: 0.5 when the objects are twice as large in pixels as in training."""
 
 
 class PostprocessConfig(Section):

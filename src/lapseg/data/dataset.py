@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from lapseg.config import AugmentationConfig, DataConfig, LapsegConfig
+from lapseg.data.channels import select_channels
 from lapseg.data.geometry import center_crop_or_pad, pad_to_at_least, resize_to, sample_patch_origin
 from lapseg.data.masks import mask_to_target
 from lapseg.data.normalization import NormalizationStats, apply_normalization
@@ -64,6 +65,7 @@ def read_raw_sample(paths: SamplePaths, config: LapsegConfig) -> tuple[np.ndarra
     if paths.mask is None:
         raise LapsegInputError("image has no mask", path=paths.image)
     image = read_image(paths.image, axes=config.data.axes).array
+    image = select_channels(image, config.data.channels, path=paths.image)
     mask = read_mask(paths.mask)
     if image.shape[-2:] != mask.shape:
         raise LapsegInputError(
@@ -85,7 +87,8 @@ def prepare_sample(
     if image.shape[0] != config.model.in_channels:
         raise LapsegInputError(
             f"image has {image.shape[0]} channel(s) but model.in_channels="
-            f"{config.model.in_channels}",
+            f"{config.model.in_channels} (the first image's); pick the same channels of every "
+            "image with data.channels",
             path=paths.image,
         )
     data = config.data

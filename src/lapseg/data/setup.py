@@ -14,12 +14,15 @@ from pathlib import Path
 import numpy as np
 
 from lapseg.config import LapsegConfig
+from lapseg.data.channels import channel_count
+from lapseg.data.checks import check_training_pair
 from lapseg.data.dataset import RunData, Sample, prepare_sample, read_raw_sample, spread
 from lapseg.data.normalization import fit_normalization
 from lapseg.data.sources import DatasetSources, dataset_masks, discover_dataset
 from lapseg.data.split import read_split, split_random, validate_split
 from lapseg.data.tasks import TaskDecision, resolve_task, survey_masks
 from lapseg.data.timelapse import prepare_sequence_run_data
+from lapseg.io.images import read_image
 from lapseg.losses.class_weights import (
     class_pixel_counts,
     inverse_frequency_weights,
@@ -75,14 +78,25 @@ def prepare_still_images(
     *,
     task: TaskDecision,
     split: dict[str, list[str]] | None = None,
+    detected: bool = False,
 ) -> RunData:
-    """Still-image layouts: read the train/val images once, normalise, build samples."""
+    """Still-image layouts: read the train/val images once, check them
+    (:func:`~lapseg.data.checks.check_training_pair`; ``detected``: the mask kind was detected,
+    not configured), normalise, build samples."""
     samples = sources.samples
     names = [s.name for s in samples]
     split = validate_split(split, names) if split is not None else make_split(names, config)
     by_name = {s.name: s for s in samples}
     needed = [*split["train"], *split["val"]]
     raw = {name: read_raw_sample(by_name[name], config) for name in needed}
+    for name in needed:
+        check_training_pair(
+            by_name[name],
+            *raw[name],
+            kind=config.data.mask_kind,
+            num_classes=max(config.model.outputs, 2),
+            detected=detected,
+        )
     norm = config.normalization
     stats = fit_normalization(
         (raw[n][0] for n in split["train"]),
@@ -118,7 +132,43 @@ def resolve_run_config(
     for note in sources.notes:
         log.info(note)
     log.info(task.summary())
+    if not sources.is_timelapse and sources.samples:
+        config = resolve_image_settings(config, sources.samples[0].image)
     return config, sources, task
+
+
+def resolve_image_settings(config: LapsegConfig, first_image: Path) -> LapsegConfig:
+    """``model.in_channels`` from the channels the network will see, and ``data.pixel_size``
+    from the first training image's metadata (unless set); both logged."""
+    data = config.data
+    image = read_image(first_image, axes=data.axes)
+    channels = channel_count(image.array.shape[0], data.channels)
+    if channels != config.model.in_channels:
+        log.info(
+            "the images have %d channel(s)%s: model.in_channels=%d (was %d)",
+            image.array.shape[0],
+            "" if data.channels is None else f", data.channels={data.channels} keeps {channels}",
+            channels,
+            config.model.in_channels,
+        )
+        config = config.replace(model=config.model.replace(in_channels=channels))
+    elif image.array.shape[0] > 1 and data.channels is None:
+        log.info("the images have %d channels; the network sees all of them", channels)
+    if data.pixel_size is None and image.pixel_size is not None:
+        pixel_size = (float(image.pixel_size[0]), float(image.pixel_size[1]))
+        log.info(
+            "training pixel size %.4g x %.4g um (from %s); prediction rescales images of "
+            "another pixel size to it",
+            *pixel_size,
+            first_image.name,
+        )
+        config = config.replace(data=data.replace(pixel_size=pixel_size))
+    elif data.pixel_size is None:
+        log.info(
+            "the training images carry no pixel size: prediction uses images at their own scale "
+            "(set data.pixel_size to enable rescaling)"
+        )
+    return config
 
 
 def prepare_run_data(
@@ -133,13 +183,14 @@ def prepare_run_data(
 
     ``cache_dir`` keeps per-sequence temporal-median backgrounds of time-lapse data.
     """
+    detected = config.data.task == "auto" and config.data.mask_kind == "auto"
     config, sources, task = resolve_run_config(config, data_root)
     if sources.is_timelapse:
         data = prepare_sequence_run_data(
             config, sources.sequences, task=task, split=split, cache_dir=cache_dir
         )
     else:
-        data = prepare_still_images(config, sources, task=task, split=split)
+        data = prepare_still_images(config, sources, task=task, split=split, detected=detected)
     return data
 
 

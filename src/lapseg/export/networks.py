@@ -27,7 +27,7 @@ from lapseg.errors import LapsegInputError, optional_import
 from lapseg.inference.engines import export_onnx
 from lapseg.inference.exported import export_metadata
 from lapseg.io.files import atomic_output
-from lapseg.models.checkpoint import load_checkpoint, resolve_checkpoint_path
+from lapseg.models.checkpoint import load_checkpoint, load_model_state, resolve_checkpoint_path
 from lapseg.models.registry import create_model
 from lapseg.models.unet import UNet, fuse_batchnorm
 
@@ -91,7 +91,7 @@ def load_export_source(run_or_checkpoint: str | Path) -> ExportSource:
     except (KeyError, TypeError) as error:
         raise LapsegInputError(f"checkpoint lacks {error}", path=path) from None
     network = create_model(config.model)
-    network.load_state_dict(state)
+    load_model_state(network, state, path=path)
     folded = fuse_batchnorm(network)
     if not isinstance(folded, UNet):  # fuse_batchnorm copies the module it is given
         raise TypeError(f"fuse_batchnorm returned {type(folded).__name__}")

@@ -9,18 +9,21 @@ and returns what it wrote.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from lapseg.config import PredictConfig
 from lapseg.errors import LapsegInputError
-from lapseg.inference.movies import MovieOutputs, MovieResult, predict_movie
+from lapseg.inference.movies import MovieOutputs, MovieResult, check_movie, predict_movie
 from lapseg.inference.predict import LoadedModel, predict_files
-from lapseg.io.discovery import discover_images
-from lapseg.io.movies import discover_movies
+from lapseg.io.discovery import discover_prediction_inputs
+from lapseg.io.movies import Movie, discover_movies
 
-__all__ = ["PredictionSummary", "predict_path"]
+__all__ = ["PredictionInputs", "PredictionSummary", "find_inputs", "predict_path"]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -79,12 +82,12 @@ def predict_path(
     on_progress : callable, optional
         ``on_progress(item, done, total)`` after every frame or image.
     """
-    input_path = Path(input_path)
     outputs = outputs if outputs is not None else MovieOutputs()
-    temporal = any(m.config.temporal.context > 0 for m in models)
-    movies = discover_movies(input_path, axes=axes, as_movie=movie or temporal)
+    inputs = find_inputs(models, input_path, axes=axes, movie=movie)
+    for item in inputs.movies:  # every movie checked before the first is written
+        check_movie(models, item, outputs)
     summary = PredictionSummary()
-    for item in movies:
+    for item in inputs.movies:
 
         def on_frame(done: int, total: int, name: str = item.name) -> None:
             if on_progress is not None:
@@ -95,16 +98,7 @@ def predict_path(
                 models, item, output_dir, predict=predict, outputs=outputs, on_frame=on_frame
             )
         )
-    in_movies = {path.resolve() for item in movies for path in item.files()}
-    if input_path.is_dir() and movies and all(m.stack is None for m in movies):
-        return summary  # a folder of frames, a CTC dataset: nothing else is in it
-    stills = [p for p in discover_images(input_path) if p.resolve() not in in_movies]
-    if temporal and stills:
-        raise LapsegInputError(
-            "a model with temporal context segments movies: give a movie file, a folder of "
-            "frames or a CTC folder",
-            path=input_path,
-        )
+    stills = inputs.stills
     if stills:
         summary.images.extend(
             predict_files(
@@ -114,11 +108,46 @@ def predict_path(
                 axes=axes,
                 predict=predict,
                 labels=labels,
+                names=inputs.names,
                 on_image=lambda path: (
                     on_progress(path.name, 0, len(stills)) if on_progress else None
                 ),
             )
         )
+    return summary
+
+
+@dataclass(frozen=True)
+class PredictionInputs:
+    """What :func:`find_inputs` found: movies / stacks, and still images with output names."""
+
+    movies: list[Movie]
+    stills: list[Path]
+    names: list[str]
+
+
+def find_inputs(
+    models: Sequence[LoadedModel], input_path: str | Path, *, axes: str | None, movie: bool
+) -> PredictionInputs:
+    """The movies, stacks and still images :func:`predict_path` predicts at ``input_path``
+    (arguments as there); refuses inputs it cannot predict before anything is written."""
+    input_path = Path(input_path)
+    temporal = any(m.config.temporal.context > 0 for m in models)
+    movies = discover_movies(input_path, axes=axes, as_movie=movie or temporal)
+    in_movies = {path.resolve() for item in movies for path in item.files()}
+    if input_path.is_dir() and movies and all(m.stack is None for m in movies):
+        return PredictionInputs(movies, [], [])  # frames, a CTC dataset: nothing else is in it
+    found = discover_prediction_inputs(input_path, image_name=models[0].config.data.image_name)
+    kept = [i for i, p in enumerate(found.images) if p.resolve() not in in_movies]
+    stills = [found.images[i] for i in kept]
+    if stills and found.layout != "image files":
+        log.info("%s: %d image(s) from %s", input_path, len(stills), found.layout)
+    if temporal and stills:
+        raise LapsegInputError(
+            "a model with temporal context segments movies: give a movie file, a folder of "
+            "frames or a CTC folder",
+            path=input_path,
+        )
     if not movies and not stills:
         raise LapsegInputError("nothing to predict: no image or movie", path=input_path)
-    return summary
+    return PredictionInputs(movies, stills, [found.names[i] for i in kept])

@@ -41,6 +41,7 @@ from lapseg.inference.predict import LoadedModel
 __all__ = [
     "EXPORTED_SUFFIXES",
     "EXPORT_FORMAT",
+    "QUANTIZATION_KEY",
     "ExportMetadata",
     "ExportedNetwork",
     "export_metadata",
@@ -57,6 +58,8 @@ EXPORTED_SUFFIXES = (".onnx", ".pt", ".ts")
 :func:`is_exported_model`)."""
 
 _PREFIX = "lapseg."
+QUANTIZATION_KEY = _PREFIX + "quantization"
+"""Optional key of quantised (INT8) exports: scheme, calibration and measured accuracy (JSON)."""
 _KEYS = (
     "format",
     "lapseg_version",
@@ -85,6 +88,8 @@ class ExportMetadata:
     in_channels: int
     size_multiple: int
     output_margin: int
+    quantization: dict[str, Any] | None = None
+    """INT8 exports only: how the model was quantised and its validation accuracy."""
 
 
 def export_metadata(
@@ -122,6 +127,8 @@ def _parse_metadata(props: Mapping[str, str], path: Path) -> ExportMetadata:
         raise LapsegInputError("not a lapseg export (no lapseg.format metadata)", path=path)
     try:
         values = {key: json.loads(props[_PREFIX + key]) for key in _KEYS}
+        if QUANTIZATION_KEY in props:
+            values["quantization"] = json.loads(props[QUANTIZATION_KEY])
     except KeyError as error:
         raise LapsegInputError(f"exported model lacks metadata {error}", path=path) from None
     except json.JSONDecodeError as error:

@@ -21,7 +21,12 @@ from lapseg.config import PredictConfig
 from lapseg.errors import LapsegInputError
 from lapseg.inference.block_run import BlockRun, BlockSettings, IfExists, predict_blocks
 from lapseg.inference.blocks import halo_for
-from lapseg.inference.predict import LoadedModel, model_instances, predict_probabilities
+from lapseg.inference.predict import (
+    LoadedModel,
+    image_zoom,
+    model_instances,
+    predict_probabilities,
+)
 from lapseg.io.zarr import PlaneView, open_large_image
 
 __all__ = ["default_halo", "predict_large_image", "reference_pixels"]
@@ -156,13 +161,16 @@ def predict_large_image(
             plane.shape[0],
             REFERENCE_PER_SIDE**2,
         )
+        zoom, why = image_zoom(first, image.pixel_size, settings)
+        if why:
+            log.info("%s: %s", image_path, why)
         return predict_blocks(
             plane,
             output,
             lambda pixels: predict_probabilities(
-                models, pixels, predict=settings, reference=reference
+                models, pixels, predict=settings, reference=reference, pixel_size=image.pixel_size
             ),
-            lambda prob: model_instances(first, prob, predict=settings),
+            lambda prob: model_instances(first, prob, predict=settings, zoom=zoom),
             settings=BlockSettings(
                 block_size=block_size,
                 halo=halo,

@@ -9,7 +9,8 @@ movie ``NAME`` the output folder receives:
   label per track in every frame it lives (z-stacks: independent labels per slice);
 - ``NAME/tracks.csv`` (track id, frame, centroid y/x, area, parent track),
   ``NAME/tracks_napari.csv`` + ``NAME/tracks_graph.json`` (a napari tracks layer) and
-  ``NAME/res_track.txt`` (the CTC track table);
+  ``NAME/res_track.txt`` (the CTC track table), ``NAME/consistency.json`` (one-frame tracks
+  and gaps: do cells flicker? :mod:`lapseg.tracking.consistency`);
 - for Cell Tracking Challenge inputs, the CTC result layout ``NN_RES/mask000.tif ...`` +
   ``NN_RES/res_track.txt``;
 - optionally ``NAME/probabilities.tif`` and one file per frame (``NAME/frames/...``).
@@ -22,6 +23,7 @@ atomically when complete; the scratch folder is removed.
 
 from __future__ import annotations
 
+import logging
 import shutil
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -33,6 +35,7 @@ from lapseg.config import PredictConfig
 from lapseg.errors import LapsegInputError
 from lapseg.inference.predict import (
     LoadedModel,
+    image_zoom,
     model_instances,
     model_mask,
     predict_probabilities,
@@ -48,11 +51,14 @@ from lapseg.tracking import (
     frame_objects,
     link_objects,
     relabel_frame,
+    temporal_consistency,
     track_dtype,
     track_rows,
 )
 
-__all__ = ["MovieOutputs", "MovieResult", "movie_sequence", "predict_movie"]
+__all__ = ["MovieOutputs", "MovieResult", "check_movie", "movie_sequence", "predict_movie"]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -156,9 +162,26 @@ def _frame_probabilities(
     reader = movie.open()
 
     def probabilities(t: int) -> np.ndarray:
-        return predict_probabilities(models, reader.frame(t).array, predict=predict)
+        frame = reader.frame(t)
+        return predict_probabilities(
+            models, frame.array, predict=predict, pixel_size=frame.pixel_size
+        )
 
     return probabilities, reader.close
+
+
+def check_movie(models: Sequence[LoadedModel], movie: Movie, outputs: MovieOutputs) -> None:
+    """Refuse a movie :func:`predict_movie` cannot do as asked (tracking a z-stack or with a
+    non-instance model, frames of different sizes), before anything is written."""
+    instances = models[0].config.data.task == "instances"
+    if outputs.track and not (movie.axis == "T" and movie.n_frames > 1 and instances):
+        what = "an instance model" if not instances else "a movie of 2 or more time points"
+        raise LapsegInputError(
+            f"tracking needs {what}; {movie.name} has {movie.n_frames} "
+            f"{'frame' if movie.axis == 'T' else 'z-slice'}(s)",
+            path=movie.files()[0],
+        )
+    movie.check_frame_sizes()
 
 
 def predict_movie(
@@ -189,18 +212,16 @@ def predict_movie(
     """
     first = models[0]
     instances = first.config.data.task == "instances"
-    if outputs.track and not (movie.axis == "T" and movie.n_frames > 1 and instances):
-        what = "an instance model" if not instances else "a movie of 2 or more time points"
-        raise LapsegInputError(
-            f"tracking needs {what}; {movie.name} has {movie.n_frames} "
-            f"{'frame' if movie.axis == 'T' else 'z-slice'}(s)",
-            path=movie.files()[0],
-        )
-    movie.check_frame_sizes()
+    check_movie(models, movie, outputs)
     folder = Path(output_dir) / movie.name
     inputs = {p.resolve() for p in movie.files()}
     scratch = folder / ".partial"
     probabilities, close = _frame_probabilities(models, movie, predict, scratch / "cache")
+    zoom, why = 1.0, ""
+    if first.config.temporal.context == 0 and first.config.temporal.background == "none":
+        zoom, why = image_zoom(first, movie.pixel_size, predict)
+    if why:
+        log.info("%s: %s", movie.name, why)
     masks, labels, probs = (
         _ScratchFrames(scratch / "masks.raw"),
         _ScratchFrames(scratch / "labels.raw"),
@@ -212,7 +233,7 @@ def predict_movie(
             prob = probabilities(t)
             masks.append(model_mask(first, prob, predict=predict))
             if instances:
-                frame_labels = model_instances(first, prob, predict=predict)
+                frame_labels = model_instances(first, prob, predict=predict, zoom=zoom)
                 labels.append(frame_labels)
                 objects.append(frame_objects(frame_labels))
             if outputs.probabilities:
@@ -330,11 +351,17 @@ def _write_tracks(
     table: np.ndarray,
     inputs: set[Path],
 ) -> dict[str, Path]:
-    """``tracks.csv``, the napari tracks layer and the CTC track table of one movie."""
+    """``tracks.csv``, the napari tracks layer, the CTC track table and the temporal
+    consistency (:func:`lapseg.tracking.temporal_consistency`) of one movie."""
     rows = track_rows(objects, track_of, table)
     napari = [{"track_id": r["track_id"], "t": r["frame"], "y": r["y"], "x": r["x"]} for r in rows]
     graph = {int(L): [int(P)] for L, _, _, P in table.tolist() if P != 0}
+    consistency = temporal_consistency([np.asarray(ids) for ids in track_of], table)
+    log.info("%s: %s", folder.name, consistency.summary())
     return {
+        "consistency": write_json(
+            _checked(folder / "consistency.json", inputs), consistency.as_dict()
+        ),
         "tracks": write_csv(_checked(folder / "tracks.csv", inputs), rows),
         "tracks_napari": write_csv(_checked(folder / "tracks_napari.csv", inputs), napari),
         "tracks_graph": write_json(_checked(folder / "tracks_graph.json", inputs), graph),

@@ -7,6 +7,7 @@ pixel grid. Several checkpoints form an ensemble: their probability maps are ave
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -20,6 +21,7 @@ from lapseg.config import (
     config_from_dict,
     override_prediction_settings,
 )
+from lapseg.data.channels import select_channels
 from lapseg.data.dataset import reshape_for_network
 from lapseg.data.geometry import center_crop_or_pad, resize_to, undo_center_crop_or_pad
 from lapseg.data.normalization import NormalizationStats, apply_normalization
@@ -31,9 +33,11 @@ from lapseg.inference.instances import instances_from_probabilities
 from lapseg.inference.outputs import probabilities_from_logits, probabilities_to_mask
 from lapseg.io.discovery import output_stem
 from lapseg.io.images import read_image, write_tiff
-from lapseg.models.checkpoint import load_checkpoint, resolve_checkpoint_path
+from lapseg.models.checkpoint import load_checkpoint, load_model_state, resolve_checkpoint_path
 from lapseg.models.registry import create_model
 from lapseg.models.unet import fuse_batchnorm
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -52,6 +56,11 @@ class LoadedModel:
     def with_predictor(self, predictor: Predictor) -> LoadedModel:
         """The same model run by another predictor (e.g. test-time augmentation)."""
         return replace(self, predictor=predictor)
+
+    def with_channels(self, channels: tuple[int, ...] | str | None) -> LoadedModel:
+        """The same model fed other channels of the image (``predict --channels``)."""
+        data = self.config.data.replace(channels=channels)
+        return replace(self, config=self.config.replace(data=data))
 
     def with_overrides(self, overrides: list[str]) -> LoadedModel:
         """The same model with ``predict.*`` / ``postprocess.*`` settings changed for this run
@@ -86,7 +95,7 @@ def load_model(
         raise LapsegInputError(f"checkpoint lacks {error}", path=checkpoint_path) from None
     torch_device = select_device(device)
     network = create_model(config.model)
-    network.load_state_dict(checkpoint["model_state"])
+    load_model_state(network, checkpoint.get("model_state"), path=checkpoint_path)
     # BatchNorm folded into the convolutions: faster, same outputs
     model = place_model(fuse_batchnorm(network), torch_device)
     predictor = make_predictor(
@@ -119,6 +128,51 @@ def _map_back(prob: np.ndarray, original_yx: tuple[int, int], config: LapsegConf
     return prob
 
 
+RESCALE_TOLERANCE = 0.05
+"""Pixel sizes within 5% of the training images' are used as they are."""
+
+
+def image_zoom(
+    loaded: LoadedModel,
+    pixel_size: tuple[float, float] | None,
+    predict: PredictConfig | None = None,
+) -> tuple[float, str]:
+    """The zoom that brings an image of ``pixel_size`` to the model's training scale, and why.
+
+    ``predict.scale`` wins; with ``predict.rescale`` the zoom is ``image pixel size / training
+    pixel size`` (mean of y and x) when they differ by more than :data:`RESCALE_TOLERANCE`;
+    otherwise 1.
+
+    >>> from types import SimpleNamespace
+    >>> from lapseg.config import LapsegConfig
+    >>> model = SimpleNamespace(config=LapsegConfig().replace(
+    ...     data=LapsegConfig().data.replace(pixel_size=(0.5, 0.5))))
+    >>> image_zoom(model, (0.25, 0.25))[0]
+    0.5
+    """
+    settings = predict if predict is not None else loaded.config.predict
+    if settings.scale is not None:
+        return float(settings.scale), f"predict.scale={settings.scale}"
+    trained = loaded.config.data.pixel_size
+    if not settings.rescale or trained is None or pixel_size is None:
+        return 1.0, ""
+    zoom = (pixel_size[0] / trained[0] + pixel_size[1] / trained[1]) / 2
+    if abs(zoom - 1.0) <= RESCALE_TOLERANCE:
+        return 1.0, ""
+    return zoom, (
+        f"pixel size {pixel_size[0]:.4g} um vs {trained[0]:.4g} um in training: zoomed by "
+        f"{zoom:.3g} (predict.rescale=false keeps the image's scale)"
+    )
+
+
+def _zoomed(image: np.ndarray, zoom: float) -> np.ndarray:
+    """``(C, Y, X)`` resized by ``zoom`` (bilinear), at least 8 pixels a side."""
+    if zoom == 1.0:
+        return image
+    size = (max(8, round(image.shape[-2] * zoom)), max(8, round(image.shape[-1] * zoom)))
+    return resize_to(image.astype(np.float32), size, order=1)
+
+
 @torch.inference_mode()
 def predict_probabilities(
     models: Sequence[LoadedModel],
@@ -126,33 +180,49 @@ def predict_probabilities(
     *,
     predict: PredictConfig | None = None,
     reference: np.ndarray | None = None,
+    pixel_size: tuple[float, float] | None = None,
 ) -> np.ndarray:
     """Class probabilities ``(K, Y, X)`` float32 for one raw ``(C, Y, X)`` image.
 
     ``K == 1`` (foreground probability) for sigmoid models. With several models the maps are
-    averaged (each model applies its own normalisation). ``predict`` overrides the tiling
-    settings stored in the models. ``reference`` (``(C, Y', X')`` pixels) gives the
-    percentile normalisation its percentiles when ``image`` is one block of a larger image
-    (:func:`lapseg.data.normalization.percentile_normalize`).
+    averaged (each model picks its channels, ``data.channels``, and applies its own
+    normalisation and scale). ``predict`` overrides the tiling settings stored in the models.
+    ``reference`` (``(C, Y', X')`` pixels) gives the percentile normalisation its percentiles
+    when ``image`` is one block of a larger image
+    (:func:`lapseg.data.normalization.percentile_normalize`). ``pixel_size`` (y, x in
+    micrometres) of the image: it is zoomed to each model's training scale and the
+    probabilities mapped back (:func:`image_zoom`).
     """
     if not models:
         raise ValueError("no model given")
     maps = []
     for loaded in models:
         settings = predict if predict is not None else loaded.config.predict
-        if image.shape[0] != loaded.config.model.in_channels:
-            raise LapsegInputError(
-                f"image has {image.shape[0]} channel(s) but the model {loaded.path} expects "
-                f"{loaded.config.model.in_channels}"
+        channels = loaded.config.data.channels
+        selected = select_channels(image, channels)
+        if selected.shape[0] != loaded.config.model.in_channels:
+            picked = (
+                "" if channels is None else f" (data.channels={channels} picks {len(selected)})"
             )
-        normalised = apply_normalization(image, loaded.stats, reference=reference)
+            raise LapsegInputError(
+                f"image has {image.shape[0]} channel(s){picked} but the model {loaded.path} "
+                f"expects {loaded.config.model.in_channels}; choose them with --channels "
+                "(e.g. --channels 0, --channels 1,0 or --channels mean)"
+            )
+        zoom, _ = image_zoom(loaded, pixel_size, settings)
+        scaled = _zoomed(selected, zoom)
+        picked_reference = None if reference is None else select_channels(reference, channels)
+        normalised = apply_normalization(scaled, loaded.stats, reference=picked_reference)
         network_input = reshape_for_network(normalised, loaded.config.data, order=1)
         tensor = torch.from_numpy(np.ascontiguousarray(network_input, dtype=np.float32)).to(
             loaded.device
         )
         logits = predict_logits(loaded.model, tensor, settings, predictor=loaded.predictor)
         prob = probabilities_from_logits(logits)
-        maps.append(_map_back(prob.cpu().numpy(), image.shape[-2:], loaded.config))
+        prob_map = _map_back(prob.cpu().numpy(), scaled.shape[-2:], loaded.config)
+        if zoom != 1.0:
+            prob_map = resize_to(prob_map, image.shape[-2:], order=1).astype(np.float32)
+        maps.append(prob_map)
         if maps[-1].shape != maps[0].shape:
             raise LapsegInputError("ensemble members predict different numbers of classes")
     return np.mean(maps, axis=0).astype(np.float32)
@@ -179,27 +249,40 @@ def model_mask(
 
 
 def model_instances(
-    loaded: LoadedModel, prob: np.ndarray, *, predict: PredictConfig | None = None
+    loaded: LoadedModel,
+    prob: np.ndarray,
+    *,
+    predict: PredictConfig | None = None,
+    zoom: float = 1.0,
 ) -> np.ndarray:
     """The instance labels ``(Y, X)`` uint16 of one image as ``lapseg predict`` writes them.
 
-    The model's ``postprocess`` settings, its median training object area, and for binary
-    models the foreground threshold of :func:`model_mask` (fixed or tuned).
+    The model's ``postprocess`` settings, its median training object area (in the image's
+    pixels: divided by ``zoom ** 2`` when the image was zoomed to the training scale, see
+    :func:`image_zoom`), and for binary models the foreground threshold of :func:`model_mask`
+    (fixed or tuned).
     """
     settings = predict if predict is not None else loaded.config.predict
     threshold = loaded.threshold if settings.threshold_method == "tuned" else settings.threshold
+    area = loaded.object_area
+    if area is not None:
+        area = area / zoom**2
     return instances_from_probabilities(
-        prob, loaded.config.postprocess, threshold=threshold, object_area=loaded.object_area
+        prob, loaded.config.postprocess, threshold=threshold, object_area=area
     )
 
 
 OUTPUT_KINDS = ("masks", "probabilities", "labels")
 
 
-def output_paths(output_dir: Path, image_path: Path, *, labels: bool) -> dict[str, Path]:
-    """Where the mask, probability map (and instance labels) of ``image_path`` go."""
+def output_paths(
+    output_dir: Path, image_path: Path, *, labels: bool, name: str | None = None
+) -> dict[str, Path]:
+    """Where the mask, probability map (and instance labels) of ``image_path`` go
+    (``name``: the output name, default the image's stem)."""
     kinds = OUTPUT_KINDS if labels else OUTPUT_KINDS[:2]
-    return {kind: output_dir / kind / f"{output_stem(image_path)}.tif" for kind in kinds}
+    stem = name if name is not None else output_stem(image_path)
+    return {kind: output_dir / kind / f"{stem}.tif" for kind in kinds}
 
 
 def check_outputs_do_not_overwrite_inputs(
@@ -231,25 +314,42 @@ def predict_files(
     predict: PredictConfig | None = None,
     labels: bool | None = None,
     on_image: Callable[[Path], None] | None = None,
+    names: Sequence[str] | None = None,
 ) -> list[dict[str, Path]]:
     """Predict every input image; write ``masks/``, ``probabilities/`` (and ``labels/``).
 
     ``labels`` (default: on for 3-class models) also writes uint16 instance label images made
     by the model's ``postprocess`` settings. Files are written atomically (a failure never
     leaves a half-written file), the pixel size of each input is written back, and no output may
-    overwrite an input.
+    overwrite an input. ``names`` gives each input's output name (default: its file stem).
     """
     output_dir = Path(output_dir)
     config = models[0].config
     if labels is None:
         labels = config.data.task == "instances"
-    planned = [output_paths(output_dir, p, labels=labels) for p in inputs]
+    stems: Sequence[str | None] = names if names is not None else [None] * len(inputs)
+    planned = [
+        output_paths(output_dir, p, labels=labels, name=n)
+        for p, n in zip(inputs, stems, strict=True)
+    ]
     check_outputs_do_not_overwrite_inputs(list(inputs), planned)
     settings = predict if predict is not None else config.predict
     written = []
+    zooms_logged: set[str] = set()
     for path, outputs in zip(inputs, planned, strict=True):
         image = read_image(path, axes=axes)
-        prob = predict_probabilities(models, image.array, predict=predict)
+        zoom, why = image_zoom(models[0], image.pixel_size, settings)
+        if why and why not in zooms_logged:
+            log.info("%s: %s", path.name, why)
+            zooms_logged.add(why)
+        try:
+            prob = predict_probabilities(
+                models, image.array, predict=predict, pixel_size=image.pixel_size
+            )
+        except LapsegInputError as error:  # channels, sizes: name the image
+            if str(path) in str(error):
+                raise
+            raise LapsegInputError(str(error), path=path) from None
         mask = model_mask(models[0], prob, predict=settings)
         prob_out = prob[0] if prob.shape[0] == 1 else prob
         write_tiff(
@@ -260,7 +360,7 @@ def predict_files(
         )
         write_tiff(outputs["masks"], mask, axes="YX", pixel_size=image.pixel_size)
         if labels:
-            instance_labels = model_instances(models[0], prob, predict=settings)
+            instance_labels = model_instances(models[0], prob, predict=settings, zoom=zoom)
             write_tiff(outputs["labels"], instance_labels, axes="YX", pixel_size=image.pixel_size)
         written.append(outputs)
         if on_image is not None:

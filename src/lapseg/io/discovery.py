@@ -359,3 +359,59 @@ def output_stem(image_path: Path) -> str:
     name = image_path.name
     ome = next((s for s in (".ome.tiff", ".ome.tif") if name.lower().endswith(s)), None)
     return name[: -len(ome)] if ome else image_path.stem
+
+
+@dataclass(frozen=True)
+class PredictionInputs:
+    """Still images to predict, each with the name its outputs get, and how they were found."""
+
+    images: list[Path]
+    names: list[str]
+    layout: str
+
+
+def discover_prediction_inputs(
+    path: str | Path, *, image_name: str = "raw.tif"
+) -> PredictionInputs:
+    """The still images at ``path``, read the way ``lapseg train`` reads a dataset.
+
+    Parameters
+    ----------
+    path : str or Path
+        An image file; a CSV/JSON sample list (its ``image`` column; outputs named by its
+        ``name``); a training folder with ``images/`` (the images; ``masks/`` is ignored); a
+        folder of sample folders each holding ``image_name`` (outputs named by the folder); or
+        a folder of image files.
+    image_name : str
+        File name of the image inside each sample folder (``data.image_name``).
+
+    Returns
+    -------
+    PredictionInputs
+        Names are unique (two inputs never share an output).
+    """
+    path = Path(path)
+    if not path.exists():
+        raise LapsegInputError("input not found", path=path)
+    if path.is_file() and path.suffix.lower() in (".csv", ".json"):
+        samples = read_sample_list(path)
+        return PredictionInputs(
+            [s.image for s in samples], [s.name for s in samples], "a CSV/JSON sample list"
+        )
+    if path.is_dir() and (path / "images").is_dir() and not _image_files(path):
+        images = discover_images(path / "images")
+        layout = "the images/ folder of a training dataset"
+        return PredictionInputs(images, [output_stem(p) for p in images], layout)
+    if path.is_dir() and not _image_files(path) and next(path.rglob(image_name), None):
+        samples = discover_sample_folders(path, image_name=image_name, require_masks=False)
+        layout = f"{len(samples)} sample folder(s) holding {image_name}"
+        return PredictionInputs([s.image for s in samples], [s.name for s in samples], layout)
+    images = discover_images(path)
+    names = [output_stem(p) for p in images]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise LapsegInputError(
+            f"two inputs would write the same output name ({_listing(duplicates)}); rename one",
+            path=path,
+        )
+    return PredictionInputs(images, names, "image files")

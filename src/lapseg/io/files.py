@@ -6,28 +6,62 @@ so a crash, a full disk or Ctrl-C never leaves a half-written file, and an exist
 either the old one or the new one. The temporary file is created with mode ``0o666`` filtered by
 the process umask, exactly like a file opened by ``open(path, "w")``: outputs get the user's
 normal permissions (colleagues on shared storage can read them).
+
+A process killed outright (SIGKILL, power loss) cannot remove its temporary file. Temporary
+names carry the writer's host and process id, so the first atomic write of a later lapseg process
+into the same folder removes the temporaries of writers of this machine that no longer run (the
+only trace an interrupted command leaves); temporaries of running processes are never touched.
+An :class:`OSError` while writing (a full disk, no permission) names the destination, not the
+temporary file.
 """
 
 from __future__ import annotations
 
 import contextlib
 import csv
+import errno
+import hashlib
 import io
 import json
 import math
 import os
+import re
 import secrets
+import shutil
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from lapseg.io.locks import process_running, this_host
+
 __all__ = ["atomic_output", "format_cell", "write_csv", "write_json", "write_text"]
+
+
+_HOST_TAG = hashlib.sha1(this_host().encode()).hexdigest()[:6]
+_TEMPORARY = re.compile(r"^\..+\.([0-9a-f]{6})-(\d+)-[0-9a-f]{8}\.tmp(\.[^.]*)?$")
+_SWEPT: set[Path] = set()
+"""Folders whose stale temporaries this process already removed (one scan per folder)."""
+
+
+def _sweep_stale_temporaries(folder: Path) -> None:
+    """Remove temporaries that writers of this machine, no longer running, left in ``folder``."""
+    if folder in _SWEPT:
+        return
+    _SWEPT.add(folder)
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(folder):
+            match = _TEMPORARY.match(entry.name)
+            if match and match[1] == _HOST_TAG and not process_running(int(match[2])):
+                with contextlib.suppress(OSError):
+                    os.unlink(entry.path)
 
 
 def _new_temporary(path: Path) -> Path:
     """Create an empty, unique temporary file next to ``path`` with umask-filtered 0o666."""
+    _sweep_stale_temporaries(path.parent)
+    tag = f"{_HOST_TAG}-{os.getpid()}"
     for _ in range(100):
-        tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp{path.suffix}")
+        tmp = path.with_name(f".{path.name}.{tag}-{secrets.token_hex(4)}.tmp{path.suffix}")
         try:
             handle = os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666)
         except FileExistsError:
@@ -57,14 +91,42 @@ def atomic_output(path: str | Path) -> Iterator[Path]:
         Where to write.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _new_temporary(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = _new_temporary(path)
+    except OSError as error:
+        raise _naming(error, path) from error
     try:
         yield tmp
         os.replace(tmp, path)
+    except OSError as error:
+        named = _naming(error, path)
+        tmp.unlink(missing_ok=True)
+        raise named from error
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+_NEARLY_FULL = 1 << 20
+"""Free bytes below which a short write without an error number is taken for a full disk."""
+
+
+def _naming(error: OSError, path: Path) -> OSError:
+    """``error`` naming the destination ``path`` instead of no file or a temporary file; a
+    short write without an error number (tifffile: "N requested and M written") on a full disk
+    becomes ``ENOSPC``."""
+    name = error.filename
+    if name is not None and not Path(str(name)).name.startswith(f".{path.name}."):
+        return error
+    code = error.errno
+    if code is None:
+        with contextlib.suppress(OSError):
+            if shutil.disk_usage(path.parent).free < _NEARLY_FULL:
+                code = errno.ENOSPC
+    if code is None:
+        return OSError(None, str(error), str(path))
+    return OSError(code, os.strerror(code), str(path))
 
 
 def write_text(path: str | Path, text: str) -> Path:

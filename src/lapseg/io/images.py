@@ -6,12 +6,17 @@ from the file's own metadata (OME, ImageJ, tifffile's shaped description, TIFF s
 or from the format's definition (a 2D array is ``"YX"``; a 3D PNG/JPEG/BMP is ``"YXC"``).
 Anything else raises :class:`~lapseg.errors.LapsegInputError` asking for ``axes``.
 
+Reading refuses what no command can use, before it spreads: floating-point pixels that are NaN
+or infinite, and headers declaring more pixels than the file holds (uncompressed TIFF) or than the
+machine's memory, checked before anything is allocated (docs/reliability.md).
+
 Every writer is atomic (:func:`lapseg.io.files.atomic_output`): a crash never leaves a
 half-written file.
 """
 
 from __future__ import annotations
 
+import os
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -20,6 +25,7 @@ from pathlib import Path
 import imageio.v3 as iio
 import numpy as np
 import tifffile
+from PIL import Image
 
 from lapseg.axes import AXES_VOCABULARY, to_cyx, validate_axes
 from lapseg.errors import LapsegInputError
@@ -140,9 +146,46 @@ def tiff_pixel_size(tif: tifffile.TiffFile, path: Path) -> tuple[float, float] |
     return _resolution_pixel_size(tif)
 
 
+def memory_bytes() -> int | None:
+    """The machine's physical memory in bytes, or None where the system does not say."""
+    try:
+        return int(os.sysconf("SC_PHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def _check_declared_size(series: tifffile.TiffPageSeries, path: Path) -> None:
+    """Refuse a TIFF whose header declares more pixels than could be read, before allocating.
+
+    Uncompressed pixels must be in the file (a header claiming more is corrupt or hostile); no
+    image larger than the machine's memory can be read whole (``lapseg predict-large`` reads
+    huge images block by block).
+    """
+    declared = int(np.prod(series.shape, dtype=np.float64)) * np.dtype(series.dtype).itemsize
+    shape = " x ".join(str(n) for n in series.shape)
+    keyframe = series.keyframe
+    uncompressed = keyframe is not None and keyframe.compression == 1
+    size = path.stat().st_size
+    if uncompressed and declared > size:
+        raise LapsegInputError(
+            f"the TIFF header declares {shape} pixels ({declared:,} bytes) but the file holds "
+            f"{size:,} bytes: truncated or corrupt",
+            path=path,
+        )
+    memory = memory_bytes()
+    if memory is not None and declared > memory:
+        raise LapsegInputError(
+            f"the TIFF header declares {shape} pixels ({declared / 2**30:,.1f} GiB), more than "
+            f"this machine's memory ({memory / 2**30:,.1f} GiB); lapseg predict-large reads "
+            "images larger than memory block by block",
+            path=path,
+        )
+
+
 def _read_tiff(path: Path) -> tuple[np.ndarray, str | None, tuple[float, float] | None]:
     with tifffile.TiffFile(path) as tif:
         series = tif.series[0]
+        _check_declared_size(series, path)
         array = series.asarray()
         axes: str | None = series.axes
         pixel_size = tiff_pixel_size(tif, path)
@@ -180,14 +223,46 @@ def _read_raw(
                 axes = None
     except LapsegInputError:
         raise
+    except Image.DecompressionBombError as exc:  # Pillow's limit on declared pixels
+        raise LapsegInputError(f"image refused before decoding: {exc}", path=path) from None
+    except MemoryError:
+        raise LapsegInputError(
+            "the image does not fit in memory; lapseg predict-large reads images larger than "
+            "memory block by block",
+            path=path,
+        ) from None
     except (OSError, ValueError, RuntimeError, KeyError, IndexError, TypeError) as exc:
-        # tifffile.TiffFileError and imagecodecs errors derive from ValueError/RuntimeError.
+        # tifffile.TiffFileError and imagecodecs errors derive from ValueError/RuntimeError;
+        # imageio wraps Pillow's errors (its refusal of absurd sizes) in an OSError.
+        if isinstance(exc.__cause__, Image.DecompressionBombError):
+            raise LapsegInputError(
+                f"image refused before decoding: {exc.__cause__}", path=path
+            ) from None
         raise LapsegInputError(
             f"cannot read image ({type(exc).__name__}: {exc})", path=path
         ) from exc
     if array.size == 0:
         raise LapsegInputError(f"image is empty (shape {array.shape})", path=path)
+    _check_finite(array, path)
     return array, axes, pixel_size
+
+
+def _check_finite(array: np.ndarray, path: Path) -> None:
+    """Refuse floating-point pixels that are NaN or infinite (min and max: two passes, no copy).
+
+    They would make the normalisation, the loss and every prediction NaN without a word.
+    """
+    if not np.issubdtype(array.dtype, np.floating):
+        return
+    low, high = array.min(), array.max()
+    if np.isfinite(low) and np.isfinite(high):
+        return
+    bad = int(np.count_nonzero(~np.isfinite(array)))
+    raise LapsegInputError(
+        f"image has {bad} NaN or infinite pixel value(s) of {array.size}; replace them (e.g. "
+        "numpy.nan_to_num) or mask them out before using the file",
+        path=path,
+    )
 
 
 def _is_valid_axes(axes: str, ndim: int) -> bool:
@@ -276,9 +351,9 @@ def read_image(path: str | Path, *, axes: str | None = None) -> ImageData:
     Raises
     ------
     LapsegInputError
-        Missing file, unsupported extension, unreadable or corrupt file, empty image, or axes
-        that are unknown, inconsistent with the array, or name more than one time point or
-        z-slice.
+        Missing file, unsupported extension, unreadable or corrupt file, empty image, NaN or
+        infinite pixels, a header declaring an absurd size, or axes that are unknown,
+        inconsistent with the array, or name more than one time point or z-slice.
     """
     return _read_image(path, axes=axes)
 

@@ -9,6 +9,7 @@ CTC tracking ground truth (``NN_GT/TRA`` with ``man_trackTTT.tif`` + ``man_track
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -18,8 +19,11 @@ from lapseg.errors import LapsegInputError
 from lapseg.io.ctc import check_tracks, read_ctc_result, read_ctc_truth, read_track_table
 from lapseg.io.files import write_text
 from lapseg.metrics.tracking import TrackingScores, tracking_scores
+from lapseg.tracking.consistency import temporal_consistency, track_ids_per_frame
 
 __all__ = ["evaluate_tracks", "format_tracking"]
+
+log = logging.getLogger(__name__)
 
 
 def _result(path: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -40,7 +44,8 @@ def evaluate_tracks(
 ) -> TrackingScores:
     """DET and TRA of the tracking in ``prediction`` against the reference ``truth``.
 
-    Writes ``tracking_summary.json`` into ``out_dir`` when given.
+    Also logs the temporal consistency (one-frame tracks, gaps) of both; writes everything to
+    ``tracking_summary.json`` in ``out_dir`` when given.
     """
     prediction, truth = Path(prediction), Path(truth)
     for path in (prediction, truth):
@@ -55,15 +60,20 @@ def evaluate_tracks(
             path=prediction,
         )
     scores = tracking_scores(ref_labels, ref_tracks, labels, tracks)
+    consistency = {
+        "result": temporal_consistency(track_ids_per_frame(labels), tracks),
+        "reference": temporal_consistency(track_ids_per_frame(ref_labels), ref_tracks),
+    }
+    for which, measured in consistency.items():
+        log.info("%s %s", which, measured.summary())
     if out_dir is not None:
-        write_text(
-            Path(out_dir) / "tracking_summary.json",
-            json.dumps(
-                {"prediction": str(prediction), "truth": str(reference), **scores.as_dict()},
-                indent=2,
-            )
-            + "\n",
-        )
+        summary = {
+            "prediction": str(prediction),
+            "truth": str(reference),
+            **scores.as_dict(),
+            "temporal_consistency": {k: v.as_dict() for k, v in consistency.items()},
+        }
+        write_text(Path(out_dir) / "tracking_summary.json", json.dumps(summary, indent=2) + "\n")
     return scores
 
 

@@ -21,9 +21,13 @@ CHECKPOINT_FORMAT = "lapseg-checkpoint/1"
 
 
 def save_checkpoint(path: str | Path, checkpoint: dict[str, Any]) -> Path:
-    """Write ``checkpoint`` to ``path`` atomically (:func:`lapseg.io.files.atomic_output`)."""
-    with atomic_output(path) as tmp:
-        torch.save({"format": CHECKPOINT_FORMAT, **checkpoint}, tmp)
+    """Write ``checkpoint`` to ``path`` atomically (:func:`lapseg.io.files.atomic_output`).
+
+    The data go through a Python file object, so a full disk raises ``OSError(ENOSPC)`` naming
+    ``path`` (torch's own file writer reports it as an obscure ``RuntimeError``).
+    """
+    with atomic_output(path) as tmp, tmp.open("wb") as stream:
+        torch.save({"format": CHECKPOINT_FORMAT, **checkpoint}, stream)
     return Path(path)
 
 
@@ -55,6 +59,58 @@ def load_checkpoint(
     if not isinstance(checkpoint, dict) or checkpoint.get("format") != CHECKPOINT_FORMAT:
         raise LapsegInputError(f"not a {CHECKPOINT_FORMAT} checkpoint", path=path)
     return checkpoint
+
+
+def check_model_state(
+    model: torch.nn.Module, state: Any, *, path: str | Path | None = None
+) -> dict[str, torch.Tensor]:
+    """``state`` if it fits ``model`` exactly: the same tensor names and shapes, floating-point
+    tensors where the model has them (any float precision), finite values.
+
+    A checkpoint is data from outside: one whose tensors do not fit the network its own
+    configuration builds (edited, truncated, from another program) is refused with one line
+    naming the first problem, instead of a traceback or a model that predicts nothing.
+    """
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise LapsegInputError("model_state is not a mapping of tensors", path=path)
+    expected = model.state_dict()
+    missing = [key for key in expected if key not in state]
+    unexpected = [key for key in state if key not in expected]
+    if missing or unexpected:
+        which = f"lacks {missing[0]}" if missing else f"has an unknown tensor {unexpected[0]}"
+        more = len(missing) + len(unexpected) - 1
+        raise LapsegInputError(
+            f"model_state {which}{f' (and {more} more)' if more else ''}: it does not fit the "
+            "network of the checkpoint's configuration",
+            path=path,
+        )
+    for key, reference in expected.items():
+        tensor = state[key]
+        if tensor.shape != reference.shape:
+            raise LapsegInputError(
+                f"model_state tensor {key} has shape {tuple(tensor.shape)}, the network of the "
+                f"checkpoint's configuration needs {tuple(reference.shape)}",
+                path=path,
+            )
+        if tensor.is_floating_point() != reference.is_floating_point() or tensor.is_complex():
+            raise LapsegInputError(
+                f"model_state tensor {key} has dtype {tensor.dtype}, expected {reference.dtype}",
+                path=path,
+            )
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise LapsegInputError(
+                f"model_state tensor {key} holds NaN or infinite values (a diverged model)",
+                path=path,
+            )
+    return state
+
+
+def load_model_state(
+    model: torch.nn.Module, state: Any, *, path: str | Path | None = None
+) -> torch.nn.Module:
+    """Load ``state`` into ``model`` after :func:`check_model_state`; returns ``model``."""
+    model.load_state_dict(check_model_state(model, state, path=path))
+    return model
 
 
 def capture_rng_states(numpy_rng: np.random.Generator) -> dict[str, Any]:

@@ -4,12 +4,18 @@
   stack + track table) with ``laptrack``;
 - :func:`object_table` and :func:`napari_tracks` give per-object rows for a CSV and the arrays of
   a napari tracks layer;
+- :func:`temporal_consistency` counts one-frame tracks and gaps (do cells flicker?);
 - :func:`moving_discs` and :func:`scramble_labels` make synthetic ground truth for tests.
 
 CTC files are read and written by :mod:`lapseg.io.ctc`; DET and TRA are in
 :mod:`lapseg.metrics.tracking`.
 """
 
+from lapseg.tracking.consistency import (
+    TemporalConsistency,
+    temporal_consistency,
+    track_ids_per_frame,
+)
 from lapseg.tracking.linking import (
     FrameObjects,
     Tracks,
@@ -26,6 +32,7 @@ from lapseg.tracking.tables import napari_tracks, object_table, track_rows
 
 __all__ = [
     "FrameObjects",
+    "TemporalConsistency",
     "Tracks",
     "default_max_distance",
     "frame_objects",
@@ -37,6 +44,8 @@ __all__ = [
     "object_table",
     "relabel_frame",
     "scramble_labels",
+    "temporal_consistency",
     "track_dtype",
+    "track_ids_per_frame",
     "track_rows",
 ]

@@ -23,9 +23,16 @@ from lapseg.data.split import write_split
 from lapseg.device import describe_precision, mixed_precision, place_model, select_device
 from lapseg.errors import LapsegInputError
 from lapseg.io.files import write_json, write_text
+from lapseg.io.locks import LOCK_NAME
 from lapseg.losses import create_loss
-from lapseg.models.checkpoint import capture_rng_states, load_checkpoint, restore_rng_states
+from lapseg.models.checkpoint import (
+    capture_rng_states,
+    load_checkpoint,
+    load_model_state,
+    restore_rng_states,
+)
 from lapseg.models.registry import create_model
+from lapseg.training import distributed
 from lapseg.training.budget import TimeBudget
 from lapseg.training.history import TensorBoardLog
 from lapseg.training.schedules import PlateauState
@@ -47,6 +54,7 @@ class TrainingRun:
     device: torch.device
     data: RunData
     model: torch.nn.Module
+    train_model: torch.nn.Module  # what the loop steps: ``model``, or DDP around it (distributed)
     loss_fn: torch.nn.Module
     optimizer: torch.optim.Optimizer
     precision: torch.dtype | None
@@ -92,7 +100,7 @@ class TrainingRun:
 def _stored_state(config: LapsegConfig, run_dir: Path, *, resume: bool) -> dict[str, Any] | None:
     """``last.pt`` of a run to resume (checked), or None for a new run in an empty folder."""
     if not resume:
-        if run_dir.exists() and any(run_dir.iterdir()):
+        if run_dir.exists() and any(p.name != LOCK_NAME for p in run_dir.iterdir()):
             raise LapsegInputError(
                 "run folder exists and is not empty (use --resume to continue it, or a new --out)",
                 path=run_dir,
@@ -115,7 +123,8 @@ def setup_run(
     ``budget`` counts from the start of the run (reading the data is part of it); it takes the
     run's limit from the configuration.
     """
-    state = _stored_state(config, run_dir, resume=resume)
+    # rank 0 checks the run folder and reads last.pt; the other ranks receive it (no shared disk)
+    state = distributed.on_main(lambda: _stored_state(config, run_dir, resume=resume))
     if state is not None:
         config = config_from_dict(state["config"])
     train_cfg = config.train
@@ -126,9 +135,10 @@ def setup_run(
         torch.backends.cudnn.benchmark = False
     torch.manual_seed(train_cfg.seed)
     random.seed(train_cfg.seed)
-    device = select_device(train_cfg.device)
+    device = distributed.local_device(select_device(train_cfg.device))
     precision = mixed_precision(device, train_cfg.amp)
-    cache = run_dir / "cache" if config.temporal.background == "median" else None
+    median = config.temporal.background == "median"
+    cache = run_dir / "cache" if median and distributed.is_main() else None
     data = prepare_run_data(config, data_root, split=state and state["split"], cache_dir=cache)
     config = data.config  # the task (and what follows from it) decided from the masks
     log.info(
@@ -155,6 +165,7 @@ def setup_run(
         device=device,
         data=data,
         model=model,
+        train_model=distributed.wrap_model(model, device),
         loss_fn=_make_loss(config, class_weights),
         optimizer=_make_optimizer(model, config),
         precision=precision,
@@ -166,7 +177,9 @@ def setup_run(
         monitor=Monitor(train_cfg.monitor_for(config.data.task) if data.val else "train_loss"),
         budget=budget,
         numpy_rng=np.random.default_rng(train_cfg.seed),
-        tensorboard=TensorBoardLog(run_dir / "tensorboard", enabled=train_cfg.tensorboard),
+        tensorboard=TensorBoardLog(
+            run_dir / "tensorboard", enabled=train_cfg.tensorboard and distributed.is_main()
+        ),
         class_weights=class_weights,
         object_area=median_object_area(data.train),
     )
@@ -176,6 +189,8 @@ def setup_run(
         )
     if state is not None:
         _restore(run, state)
+    if not distributed.is_main():
+        return run  # rank 0 alone writes the run folder
     run_dir.mkdir(parents=True, exist_ok=True)
     write_text(run_dir / "config.yaml", dump_config(config))
     write_split(run_dir / "split.json", data.split)
@@ -185,7 +200,7 @@ def setup_run(
 
 def _restore(run: TrainingRun, state: dict[str, Any]) -> None:
     """Continue from a ``last.pt`` checkpoint exactly where it stopped."""
-    run.model.load_state_dict(state["model_state"])
+    load_model_state(run.model, state["model_state"], path=run.run_dir / "last.pt")
     run.optimizer.load_state_dict(state["optimizer_state"])
     if run.scaler is not None and state.get("scaler_state"):
         run.scaler.load_state_dict(state["scaler_state"])
@@ -252,7 +267,8 @@ def _make_loader(
 ) -> torch.utils.data.DataLoader:
     return torch.utils.data.DataLoader(
         dataset,
-        batch_size=config.train.batch_size,
+        batch_size=distributed.per_rank_batch_size(config.train.batch_size),  # global / ranks
+        sampler=distributed.shard_sampler(dataset),  # this rank's share (None: one process)
         shuffle=False,  # every patch is already drawn at random from (seed, epoch, index)
         num_workers=config.train.num_workers,
         drop_last=len(dataset) >= config.train.batch_size,

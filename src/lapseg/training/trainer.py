@@ -11,11 +11,12 @@ decided and measured, environment, timings).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import platform
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,9 +30,11 @@ from lapseg.device import place_model
 from lapseg.errors import LapsegInputError
 from lapseg.inference.outputs import probabilities_from_logits, tune_threshold
 from lapseg.io.files import write_json
+from lapseg.io.locks import folder_lock
 from lapseg.models.checkpoint import load_checkpoint, save_checkpoint
 from lapseg.models.registry import create_model
 from lapseg.report.plots import save_learning_curves
+from lapseg.training import distributed
 from lapseg.training.budget import TimeBudget, advance, budget_progress_bar
 from lapseg.training.history import write_history_csv
 from lapseg.training.loop import train_one_epoch
@@ -86,18 +89,35 @@ def fit(
 
     ``train.deterministic`` switches torch to deterministic algorithms for the duration of the
     run only; the previous process-wide setting is restored afterwards.
+
+    Started by ``torchrun`` (``WORLD_SIZE`` > 1), the processes train one model together
+    (:mod:`lapseg.training.distributed`); rank 0 alone writes ``run_dir`` and finishes the run.
     """
     budget = TimeBudget(None)  # counts from here: reading the data is part of the run
     run_dir = Path(run_dir)
     previous = torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.benchmark
     try:
-        with log_to_file(run_dir / "log.txt"):
+        with distributed.session(config.train.device), _run_log(run_dir):
             run = setup_run(config, Path(data_root), run_dir, resume=resume, budget=budget)
+            progress = progress and distributed.is_main()
             stopped_because = _run_epochs(run, progress=progress, on_epoch_end=on_epoch_end)
+            if not distributed.is_main():
+                return _result(run, stopped_because)  # rank 0 alone tunes and writes run.json
             return _finish(run, stopped_because)
     finally:
         torch.use_deterministic_algorithms(previous[0])
         torch.backends.cudnn.benchmark = previous[1]
+
+
+@contextlib.contextmanager
+def _run_log(run_dir: Path) -> Iterator[None]:
+    """``run_dir/log.txt`` and the folder's lock (a second ``lapseg train`` on the folder refuses;
+    a run failing before it wrote anything leaves no folder), held by rank 0 alone."""
+    if not distributed.is_main():
+        yield
+        return
+    with log_to_file(run_dir / "log.txt"), folder_lock(run_dir, disposable=("log.txt",)):
+        yield
 
 
 # --------------------------------------------------------------------------- epochs
@@ -129,7 +149,8 @@ def _run_epochs(run: TrainingRun, *, progress: bool, on_epoch_end: EpochHook | N
                 return f"time budget ({train_cfg.time_budget_minutes} min)"
         return "epochs"
     except KeyboardInterrupt:
-        save_checkpoint(run.run_dir / "last.pt", run.checkpoint(finished=False))
+        if distributed.is_main():
+            save_checkpoint(run.run_dir / "last.pt", run.checkpoint(finished=False))
         raise
     finally:
         bar.close()
@@ -157,7 +178,8 @@ def _finish_reserve(run: TrainingRun) -> float:
 
 
 def _out_of_time(run: TrainingRun) -> bool:
-    return run.budget.exhausted(reserve=_finish_reserve(run))
+    """Rank 0's clock decides for every rank (with several processes all must call this)."""
+    return distributed.broadcast(run.budget.exhausted(reserve=_finish_reserve(run)))
 
 
 def _epoch(run: TrainingRun, bar: tqdm) -> dict[str, Any]:
@@ -168,6 +190,7 @@ def _epoch(run: TrainingRun, bar: tqdm) -> dict[str, Any]:
     limit = run.budget.limit_seconds
     fraction = None if limit is None else run.budget.used / max(limit - reserve, 1e-9)
     lr *= lr_factor(run.epoch, train_cfg, budget_fraction=fraction)
+    lr = distributed.broadcast(lr)  # the budget fraction is rank 0's
     for group in run.optimizer.param_groups:
         group["lr"] = lr
     run.dataset.set_epoch(run.epoch)
@@ -176,16 +199,21 @@ def _epoch(run: TrainingRun, bar: tqdm) -> dict[str, Any]:
     started = run.budget.used
     row: dict[str, Any] = {"epoch": run.epoch + 1, "lr": lr, "stage": run.curriculum.stage}
 
+    steps = 0
+
     def on_batch(loss: float) -> bool:
+        nonlocal steps
+        steps += 1
+        loss = distributed.mean(loss)  # the global batch's loss: every rank stops on a NaN
         if not math.isfinite(loss):
-            raise _diverged(run, loss)
+            raise _diverged(run, loss, steps)
         advance(bar, run.budget)
         bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
         return not _out_of_time(run)
 
     row.update(
         train_one_epoch(
-            run.model,
+            run.train_model,
             run.loader,
             run.loss_fn,
             run.optimizer,
@@ -196,31 +224,43 @@ def _epoch(run: TrainingRun, bar: tqdm) -> dict[str, Any]:
             on_batch=on_batch,
         )
     )
+    row["train_loss"] = distributed.mean(row["train_loss"])  # equal shares: the global mean
     last = run.epoch + 1 == train_cfg.max_epochs or _out_of_time(run)
     if len(run.validation) and ((run.epoch + 1) % train_cfg.val_every == 0 or last):
         validation_started = run.budget.used
-        row.update(
-            validate(
-                run.model,
-                run.validation,
-                run.loss_fn,
-                run.config,
-                device=run.device,
-                precision=run.precision,
-                object_area=run.object_area,
+        row.update(  # on rank 0 (the others receive its values)
+            distributed.on_main(
+                lambda: validate(
+                    run.model,
+                    run.validation,
+                    run.loss_fn,
+                    run.config,
+                    device=run.device,
+                    precision=run.precision,
+                    object_area=run.object_area,
+                )
             )
         )
         run.validation_seconds = run.budget.used - validation_started
     row["epoch_seconds"] = run.budget.used - started
-    return row
+    return distributed.broadcast(row)  # every rank records rank 0's row: the same decisions
 
 
-def _diverged(run: TrainingRun, loss: float) -> LapsegInputError:
-    """The error for a non-finite loss; ``last.pt`` keeps the last good epoch."""
+def _diverged(run: TrainingRun, loss: float, step: int) -> LapsegInputError:
+    """The error for a non-finite loss; ``last.pt`` keeps the last good epoch (nothing of the
+    diverged epoch is written)."""
+    where = f"the loss became {loss} at step {step} of epoch {run.epoch + 1}"
+    fixes = "lower train.lr, set train.amp=false or check the masks and images"
+    if run.epoch == 0:
+        return LapsegInputError(
+            f"training diverged: {where}, before any checkpoint; {fixes}, then start again "
+            "in a new run folder",
+            path=run.run_dir,
+        )
     return LapsegInputError(
-        f"training diverged: the loss became {loss} in epoch {run.epoch + 1}; the last good "
-        f"checkpoint (epoch {run.epoch}) is kept. Lower train.lr, check the images for "
-        f"NaN/constant values, or set train.amp=false, then resume with --resume",
+        f"training diverged: {where}; last.pt keeps epoch {run.epoch}, the last good state. "
+        f"To fix it, {fixes} in a new run; --resume continues this run from last.pt with its "
+        "stored settings",
         path=run.run_dir,
     )
 
@@ -230,7 +270,8 @@ def _record(run: TrainingRun, row: dict[str, Any]) -> None:
     run.curriculum.update(row)  # the next epoch trains at the (possibly) new stage
     run.history.append(row)
     run.epoch += 1
-    if run.monitor.update(row):
+    main = distributed.is_main()  # rank 0 alone writes files
+    if run.monitor.update(row) and main:
         save_checkpoint(run.run_dir / "best.pt", run.checkpoint(finished=False))
     value = row.get(run.monitor.name)
     if value is not None and run.config.train.schedule == "plateau":
@@ -240,6 +281,8 @@ def _record(run: TrainingRun, row: dict[str, Any]) -> None:
             patience=run.config.train.plateau_patience,
             gamma=run.config.train.gamma,
         )
+    if not main:
+        return
     run.tensorboard.log(row, run.epoch)
     write_history_csv(run.run_dir / "history.csv", run.history)
     save_learning_curves(run.history, run.run_dir / "curves.png")
@@ -285,6 +328,11 @@ def _finish(run: TrainingRun, stopped_because: str) -> RunResult:
             "environment": _environment(run.device),
         },
     )
+    return _result(run, stopped_because)
+
+
+def _result(run: TrainingRun, stopped_because: str) -> RunResult:
+    best = run.monitor.best if run.monitor.best is not None else math.nan
     return RunResult(
         run_dir=run.run_dir,
         best_checkpoint=run.run_dir / "best.pt",
@@ -364,6 +412,7 @@ def _environment(device: torch.device) -> dict[str, str]:
         "numpy": np.__version__,
         "platform": platform.platform(),
         "device": str(device),
+        "processes": str(distributed.world_size()),
         "torch_threads": str(torch.get_num_threads()),
     }
     if device.type == "cuda":

@@ -10,13 +10,17 @@ Every trial is a normal training run (``out_dir/trials/NNN``) whose per-epoch va
 is reported to Optuna, so a Hyperband or median pruner stops unpromising trials early (the
 BOHB-like scheme seed 004 surveys). The study lives in ``out_dir/study.db`` (SQLite) unless an
 RDB URL is given, so the same command resumes an interrupted search and several processes or
-machines can work on one study. Outputs: ``best_config.yaml`` (ready to train), ``trials.csv``,
-``optimization_history.png`` and ``param_importances.png``.
+machines can work on one study. A trial whose process was killed outright (SIGKILL, power loss)
+would stay RUNNING forever: the next search on the same machine marks it failed and tries its
+parameters again (:func:`retry_abandoned_trials`). Outputs: ``best_config.yaml`` (ready to
+train), ``trials.csv``, ``optimization_history.png`` and ``param_importances.png``.
 """
 
 from __future__ import annotations
 
+import logging
 import math
+import os
 import shutil
 import warnings
 from collections.abc import Mapping, Sequence
@@ -34,6 +38,7 @@ from lapseg.config import (
 )
 from lapseg.errors import LapsegInputError, optional_import
 from lapseg.io.files import write_text
+from lapseg.io.locks import process_running, this_host
 from lapseg.tuning.reports import (
     plot_optimization_history,
     plot_param_importances,
@@ -44,6 +49,8 @@ PARAM_TYPES = ("float", "int", "categorical")
 PRUNERS = ("hyperband", "median", "none")
 METRICS = ("val_dice", "val_iou", "val_loss", "train_loss")
 DIRECTIONS = ("maximize", "minimize")
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -328,8 +335,11 @@ def run_search(
         sampler=optuna.samplers.TPESampler(seed=seed + len(study.trials)),
         pruner=_make_pruner(pruner),
     )
+    retry_abandoned_trials(study)
 
     def objective(trial: Any) -> float:  # an optuna.Trial
+        trial.set_user_attr("host", this_host())  # who runs it: see retry_abandoned_trials
+        trial.set_user_attr("pid", os.getpid())
         values = {p.key: suggest(trial, p) for p in params}
         trial_config = apply_params(config, values)
         run_dir = out_dir / "trials" / f"{trial.number:03d}"
@@ -353,6 +363,33 @@ def run_search(
 
     study.optimize(objective, n_trials=n_trials, callbacks=[write_table], catch=())
     return write_search_reports(study, config, out_dir, storage=storage)
+
+
+def retry_abandoned_trials(study: Any) -> list[int]:
+    """Mark trials that a killed process of this machine left RUNNING as failed and queue their
+    parameters again; returns their numbers.
+
+    A trial records the host and process id that run it; when that process no longer runs, the
+    trial can never finish (SIGKILL, power loss). Without this it would stay RUNNING forever.
+    Trials of other machines are left alone: lapseg cannot see their processes.
+    """
+    optuna = optional_import("optuna", extra="search", purpose="hyperparameter search")
+
+    abandoned = []
+    for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        pid, host = trial.user_attrs.get("pid"), trial.user_attrs.get("host")
+        if host != this_host() or not isinstance(pid, int) or process_running(pid):
+            continue
+        study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
+        study.enqueue_trial(dict(trial.params), user_attrs={"retry_of": trial.number})
+        log.warning(
+            "trial %d was left running by process %d, which no longer runs: marked failed, "
+            "its parameters are tried again",
+            trial.number,
+            pid,
+        )
+        abandoned.append(trial.number)
+    return abandoned
 
 
 # --------------------------------------------------------------------------- reports
@@ -405,6 +442,7 @@ __all__ = [
     "check_space",
     "load_search_space",
     "parse_search_space",
+    "retry_abandoned_trials",
     "run_search",
     "write_search_reports",
 ]
