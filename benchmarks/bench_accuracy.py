@@ -33,6 +33,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -124,9 +125,12 @@ def run_lapseg(protocol: Protocol, out: Path, minutes: float, extra: list[str]) 
     predictions = {output_stem(p): read_mask(p) for p in discover_images(out / "pred" / kind)}
     run = json.loads((out / "run" / "run.json").read_text())
     history = (out / "run" / "history.csv").read_text().splitlines()
+    train = yaml.safe_load((out / "run" / "config.yaml").read_text())["train"]
+    steps_per_epoch = -(-int(train["patches_per_epoch"]) // int(train["batch_size"]))
     return {
         **evaluate(protocol, predictions),
         "epochs": run["epochs_completed"],
+        "steps": run["epochs_completed"] * steps_per_epoch,
         "train_s": round(train_seconds, 1),
         "predict_s": round(predict_seconds, 1),
         "history_rows": len(history) - 1,

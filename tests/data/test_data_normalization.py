@@ -76,7 +76,14 @@ def test_modes_percentile_and_none() -> None:
     np.testing.assert_array_equal(out, image)
     stats = fit_normalization([image], mode="percentile", low=0, high=100)
     np.testing.assert_allclose(apply_normalization(image, stats)[0].ravel(), np.arange(12) / 11)
-    assert set(NORMALIZATION_MODES) == {"percentile", "percentile+meanstd", "meanstd", "none"}
+    assert set(NORMALIZATION_MODES) == {
+        "percentile",
+        "percentile+meanstd",
+        "meanstd",
+        "mean-only",
+        "mean-image",
+        "none",
+    }
 
 
 def test_stats_dict_round_trip_is_plain_json() -> None:

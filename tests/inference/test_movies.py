@@ -154,3 +154,31 @@ def test_bad_movies_are_one_line_errors(tmp_path: Path) -> None:
     tifffile.imwrite(mixed / "t1.tif", np.zeros((8, 9), np.uint8))
     with pytest.raises(LapsegInputError, match="one size"):
         predict_movie([oracle_model()], discover_movies(tmp_path / "mixed")[0], tmp_path / "o2")
+
+
+@pytest.mark.parametrize("compress", [False, True])
+def test_a_time_depth_stack_is_one_movie_per_z_slice(tmp_path: Path, compress: bool) -> None:
+    """(T, Z, Y, X): each z-slice is tracked over time, as training reads such stacks."""
+    slices = [moving_discs(n_frames=5, grid=(1, 2), radius=6.0, step=2.0, n_divisions=0, rng=z)
+              for z in range(3)]  # fmt: skip
+    stack = np.stack([movie_of(s.labels) for s in slices], axis=1)  # (T, Z, Y, X)
+    path = tmp_path / "volume.tif"
+    tifffile.imwrite(
+        path,
+        stack,
+        photometric="minisblack",
+        metadata={"axes": "TZYX"},
+        compression="zlib" if compress else None,
+    )
+    movies = discover_movies(path)
+    assert [m.name for m in movies] == ["volume/z00", "volume/z01", "volume/z02"]
+    summary = predict_path([oracle_model()], path, tmp_path / "out")
+    assert len(summary.movies) == 3
+    for z, truth in enumerate(slices):
+        labels = tifffile.imread(tmp_path / "out" / "volume" / f"z{z:02d}" / "labels.tif")
+        assert labels.shape == truth.labels.shape
+        table = np.loadtxt(
+            tmp_path / "out" / "volume" / f"z{z:02d}" / "res_track.txt", dtype=np.int64, ndmin=2
+        )
+        scores = tracking_scores(truth.labels, truth.table, labels, table)
+        assert scores.tra == pytest.approx(1.0)

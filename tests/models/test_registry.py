@@ -15,6 +15,8 @@ EXPECTED_PARAMETERS = {
     "default": 1_942_289,
     "ronneberger2015": 31_030_658,
     "stemnet": 37_744_002,
+    "stemnet-exact": 37_744_002,
+    "compact-unet": 466_595,
     "pancreas-keras": 2_159_889,
     "cryo-sem": 31_036_481,
 }

@@ -95,7 +95,7 @@ def test_dropout_train_vs_eval() -> None:
     model.eval()
     with torch.inference_mode():
         assert torch.equal(model(x), model(x))
-    bottleneck = _tiny("pancreas-keras")
+    bottleneck = _tiny("pancreas-keras", dropout_where="bottleneck")
     assert isinstance(bottleneck.bottleneck_drop, nn.Dropout)
     assert bottleneck.bottleneck_drop.p == 0.5
     assert sum(isinstance(m, nn.Dropout) for m in bottleneck.modules()) == 1
@@ -181,10 +181,10 @@ def test_center_crop() -> None:
         ("padding", "reflect", "'same' or 'valid'"),
         ("norm", "layer", "'batch', 'group', 'instance' or 'none'"),
         ("dropout", 1.0, "less than 1"),
-        ("dropout_where", "decoder", "'bottleneck' or 'all'"),
-        ("upsampling", "nearest", "'transpose' or 'bilinear'"),
+        ("dropout_where", "decoder", "'all' or 'pool_concat'"),
+        ("upsampling", "cubic", "'max_unpool' or 'learned_bilinear'"),
         ("up_kernel_size", 4, "2 or 3"),
-        ("init", "orthogonal", "'he', 'xavier' or 'default'"),
+        ("init", "orthogonal", "'he', 'xavier', 'default' or 'stemnet'"),
         ("depth", -1, "greater than or equal to 0"),
         ("base_features", 0, "greater than or equal to 1"),
         ("in_channels", 1.5, "valid integer"),

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 from pathlib import Path
 
@@ -15,9 +16,12 @@ from lapseg.training.cv import (
     format_cv_markdown,
     groups_from_pattern,
     make_folds,
+    make_timelapse_folds,
+    plan_folds,
     run_cross_validation,
     summarize_folds,
 )
+from lapseg.training.folds import holdout_as_validation
 
 NAMES = [f"img{i}" for i in range(11)]
 
@@ -188,8 +192,208 @@ def test_cross_validation_runs_and_resumes(tiny_dataset: Path, tmp_path: Path, m
         run_cross_validation(config, tiny_dataset, out, n_folds=2, progress=False)
 
 
-def test_cv_refuses_sequence_layouts(tmp_path: Path):
-    config = load_config(None, ["data.layout=sequences"])
-    with pytest.raises(LapsegInputError, match="still-image layouts"):
-        run_cross_validation(config, tmp_path, tmp_path / "out", n_folds=2)
+def test_test_metrics_are_seed_004s():
     assert cv_module.TEST_METRICS[:3] == ("recall", "precision", "dice")
+
+
+# --------------------------------------------------------------------------- time-lapse folds
+
+
+def _movie(name: str, frames: range) -> list[tuple[int, str]]:
+    return [(t, f"{name}/t{t:03d}") for t in frames]
+
+
+def _check_timelapse_folds(
+    folds: list[dict[str, list[str]]], frames: dict[str, list[tuple[int, str]]], gap: int
+) -> None:
+    """Disjoint subsets, every annotated frame tested once, and within each sequence any two
+    frames of different subsets at least ``gap`` frames apart."""
+    where = {name: (seq, t) for seq, entries in frames.items() for t, name in entries}
+    _check_partition_of(folds, list(where))
+    for fold in folds:
+        assert fold["train"]
+        owner = sorted((*where[n], key) for key in ("train", "val", "test") for n in fold[key])
+        for (s0, t0, k0), (s1, t1, k1) in itertools.pairwise(owner):
+            if s0 == s1 and k0 != k1:
+                assert t1 - t0 - 1 >= gap, (t0, k0, t1, k1)
+
+
+def _check_partition_of(folds: list[dict[str, list[str]]], names: list[str]) -> None:
+    assert sorted(n for f in folds for n in f["test"]) == sorted(names)
+    for fold in folds:
+        used = fold["train"] + fold["val"] + fold["test"]
+        assert len(used) == len(set(used))  # disjoint
+        assert set(used) <= set(names)
+
+
+@pytest.mark.parametrize("n_folds", [2, 3, 5])
+@pytest.mark.parametrize("every", [1, 3])
+def test_time_block_folds_of_one_movie(n_folds, every):
+    frames = {"movie": _movie("movie", range(0, 30, every))}
+    folds = make_timelapse_folds(frames, n_folds, mode="time_blocks", gap=2, val_fraction=0.2)
+    _check_timelapse_folds(folds, frames, gap=2)
+    for fold in folds:
+        tested = sorted(int(n[-3:]) for n in fold["test"])
+        assert tested == list(range(tested[0], tested[-1] + 1, every))  # one contiguous block
+        assert fold["val"]
+    assert make_timelapse_folds(frames, n_folds, mode="time_blocks", gap=2) == folds
+
+
+def test_sequence_folds_and_their_fallbacks():
+    frames = {f"s{i}": _movie(f"s{i}", range(8)) for i in range(3)}
+    by_sequence = make_timelapse_folds(frames, 3, mode="sequence", gap=2, seed=1)
+    _check_timelapse_folds(by_sequence, frames, gap=2)
+    for fold in by_sequence:  # whole sequences: one tests, one validates, one trains
+        assert [len({n.split("/")[0] for n in fold[k]}) for k in ("train", "val", "test")] == [
+            1,
+            1,
+            1,
+        ]
+    # 2 folds: a fold may keep one sequence for itself: its validation is a time block of it
+    two = make_timelapse_folds(frames, 2, mode="sequence", gap=2, seed=0, val_fraction=0.3)
+    _check_timelapse_folds(two, frames, gap=2)
+    assert all(fold["val"] for fold in two)
+    # more folds than sequences: time blocks of every sequence
+    five = make_timelapse_folds(frames, 5, mode="time_blocks", gap=1, val_fraction=0.2)
+    _check_timelapse_folds(five, frames, gap=1)
+    assert all({n.split("/")[0] for n in fold["test"]} == set(frames) for fold in five[:3])
+
+
+def test_bad_time_block_requests():
+    frames = {"movie": _movie("movie", range(6))}
+    with pytest.raises(LapsegInputError, match="longest sequence has 6"):
+        make_timelapse_folds(frames, 7, mode="time_blocks", gap=0)
+    with pytest.raises(LapsegInputError, match="no frame for training"):
+        make_timelapse_folds(frames, 2, mode="time_blocks", gap=5)
+    with pytest.raises(LapsegInputError, match="not one of"):
+        make_timelapse_folds(frames, 2, mode="random", gap=0)
+
+
+def test_holdout_as_validation_is_seed_004s_protocol():
+    folds = holdout_as_validation(make_folds(NAMES, 5, seed=0, val_fraction=0.0))
+    assert sorted(n for f in folds for n in f["val"]) == sorted(NAMES)
+    assert all(f["test"] == [] and sorted(f["train"] + f["val"]) == sorted(NAMES) for f in folds)
+    with pytest.raises(ValueError, match="val_fraction=0"):
+        holdout_as_validation(make_folds(NAMES, 5, seed=0, val_fraction=0.2))
+
+
+@pytest.fixture
+def movies(tmp_path: Path) -> dict[str, Path]:
+    """One 30-frame movie and three 8-frame movies of 48x48 synthetic cells."""
+    from lapseg.data.synthetic_timelapse import TimelapseConfig, write_synthetic_timelapse
+
+    small = {"shape": (48, 48), "radius": (4.0, 6.0), "dtype": "float32"}
+    one = tmp_path / "one"
+    write_synthetic_timelapse(
+        one, n_sequences=1, config=TimelapseConfig(n_frames=30, **small), rng=0
+    )
+    three = tmp_path / "three"
+    write_synthetic_timelapse(
+        three, n_sequences=3, config=TimelapseConfig(n_frames=8, **small), rng=1
+    )
+    return {"one": one, "three": three}
+
+
+@pytest.mark.parametrize(
+    ("which", "n_folds", "mode"),
+    [("one", 3, "time_blocks"), ("three", 3, "sequence"), ("three", 4, "time_blocks")],
+)
+def test_plan_folds_of_timelapse_data_is_leak_free(movies, which, n_folds, mode):
+    from lapseg.data.sources import discover_dataset
+    from lapseg.data.timelapse import check_split_leak_free
+
+    config = load_config(None, ["data.layout=sequences", "temporal.gap=1", "temporal.context=1"])
+    plan = plan_folds(config, movies[which], n_folds)
+    assert plan.record["split_by"] == mode and plan.record["gap"] == 1
+    _, sources = discover_dataset(config, movies[which])
+    names = [s.sample_name(t) for s in sources.sequences for t in s.annotated]
+    _check_partition_of(plan.folds, names)
+    for fold in plan.folds:
+        check_split_leak_free(fold, sources.sequences, gap=1)
+    external = plan_folds(config, movies[which], n_folds, external_test=True)
+    assert all(f["test"] == [] and f["val"] for f in external.folds)
+    with pytest.raises(LapsegInputError, match=r"temporal.gap=0 must be >= temporal.context=1"):
+        plan_folds(config.replace(temporal=config.temporal.replace(gap=0)), movies[which], 3)
+    with pytest.raises(LapsegInputError, match="--group-pattern is for still images"):
+        plan_folds(config, movies[which], n_folds, groups={})
+
+
+TIMELAPSE_TINY = [
+    *(o for o in TINY if not o.startswith(("train.patch_size", "predict.tile", "data.val"))),
+    "train.patch_size=[48, 48]",
+    "predict.tile_size=[48, 48]",
+    "data.layout=sequences",
+    "temporal.context=1",
+    "temporal.gap=2",
+]
+
+
+@pytest.mark.slow
+def test_timelapse_cross_validation_runs_and_resumes(movies, tmp_path: Path, monkeypatch):
+    config = load_config(None, TIMELAPSE_TINY)
+    out = tmp_path / "cv"
+    real_epoch = trainer_module.train_one_epoch
+    epochs = {"n": 0}
+
+    def interrupt_in_fold1(*args, **kwargs):
+        epochs["n"] += 1
+        if epochs["n"] == 4:
+            raise KeyboardInterrupt
+        return real_epoch(*args, **kwargs)
+
+    monkeypatch.setattr(trainer_module, "train_one_epoch", interrupt_in_fold1)
+    with pytest.raises(KeyboardInterrupt):
+        run_cross_validation(config, movies["one"], out, n_folds=3, progress=False)
+    monkeypatch.setattr(trainer_module, "train_one_epoch", real_epoch)
+    real_fit = trainer_module.fit
+    calls: list[tuple[str, bool]] = []
+
+    def counting_fit(config, data_root, run_dir, **kwargs):
+        calls.append((Path(run_dir).name, kwargs.get("resume", False)))
+        return real_fit(config, data_root, run_dir, **kwargs)
+
+    monkeypatch.setattr(trainer_module, "fit", counting_fit)
+    result = run_cross_validation(config, movies["one"], out, n_folds=3, progress=False)
+    assert calls == [("fold1", True), ("fold2", False)]
+
+    record = json.loads((out / "folds.json").read_text())
+    assert record["split_by"] == "time_blocks"
+    frames = {"seq00": [(int(n[-3:]), n) for f in record["folds"] for n in f["test"]]}
+    _check_timelapse_folds(record["folds"], frames, gap=2)
+    for k, fold in enumerate(result.folds):
+        assert [r["name"] for r in fold.per_image] == record["folds"][k]["test"]
+        assert all(0.0 <= r["dice"] <= 1.0 for r in fold.per_image)
+        overlays = sorted(p.name for p in (fold.run_dir / "test_overlays").iterdir())
+        assert overlays == sorted(r["name"].replace("/", "_") + ".png" for r in fold.per_image)
+    assert (out / "cv_summary.md").read_text().count("Fold") == 3
+
+
+@pytest.mark.slow
+def test_cv_with_external_test_set_writes_seed_004_tables(tmp_path: Path, capsys):
+    from conftest import write_pairs
+    from lapseg.cli import main
+
+    train, test = (
+        write_pairs(tmp_path / "train", 5, seed=0),
+        write_pairs(tmp_path / "test", 2, seed=1),
+    )
+    sets = [x for item in TINY for x in ("--set", item)]
+    out = tmp_path / "cv"
+    args = ["cv", "--data", str(train), "--test-data", str(test), "--folds", "5", "--out", str(out)]
+    assert main([*args, "--no-progress", *sets]) == 0
+    assert "external test images" in capsys.readouterr().out
+    record = json.loads((out / "folds.json").read_text())
+    assert record["external_test"] == ["img0", "img1"]
+    assert sorted(n for f in record["folds"] for n in f["val"]) == [f"img{i}" for i in range(5)]
+    with (out / "cv_summary.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert [r["fold"] for r in rows] == ["0", "1", "2", "3", "4", "mean", "std"]
+    for k, row in enumerate(rows[:5]):  # Tables 5.1-5.4: loss and its epoch, test measures
+        assert row["n_val"] == "1" and row["n_test"] == "2"
+        assert float(row["best_val_loss"]) > 0 and row["best_val_loss_epoch"] in ("1", "2")
+        assert all(0 <= float(row[f"test_{m}"]) <= 1 for m in ("recall", "precision", "dice"))
+        per_image = json.loads((out / f"fold{k}" / "test_metrics.json").read_text())["per_image"]
+        assert [r["name"] for r in per_image] == ["img0", "img1"]
+        assert len(list((out / f"fold{k}" / "test_overlays").glob("*.png"))) == 2
+        split = json.loads((out / f"fold{k}" / "split.json").read_text())
+        assert split["test"] == [] and split["val"] == record["folds"][k]["val"]

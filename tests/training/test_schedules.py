@@ -3,6 +3,7 @@ import math
 import pytest
 
 from lapseg.config import TrainConfig
+from lapseg.errors import LapsegInputError
 from lapseg.training.schedules import PlateauState, lr_factor
 
 
@@ -55,3 +56,19 @@ def test_cosine_follows_the_time_budget_when_it_comes_first():
     assert lr_factor(10, config, budget_fraction=1.2) == pytest.approx(0.01)
     # the epoch count still wins when it is further along than the clock
     assert lr_factor(99, config, budget_fraction=0.1) == pytest.approx(0.01)
+
+
+def test_piecewise_milestone_fractions_follow_the_epochs_and_the_budget():
+    config = TrainConfig(
+        schedule="piecewise", milestone_fractions=(0.5, 0.75), epochs=40, gamma=0.1
+    )
+    assert [lr_factor(e, config) for e in (19, 20, 29, 30)] == pytest.approx([1, 0.1, 0.1, 0.01])
+    budget = TrainConfig(schedule="piecewise", milestone_fractions=(0.5,), time_budget_minutes=1)
+    assert lr_factor(3, budget, budget_fraction=0.4) == 1.0
+    assert lr_factor(3, budget, budget_fraction=0.5) == pytest.approx(0.1)
+    with pytest.raises(LapsegInputError, match="not both"):
+        TrainConfig(milestones=(10,), milestone_fractions=(0.5,))
+    with pytest.raises(LapsegInputError, match=r"each in \(0, 1\)"):
+        TrainConfig(milestone_fractions=(0.5, 1.0))
+    with pytest.raises(LapsegInputError, match="one factor per milestone"):
+        TrainConfig(milestone_fractions=(0.5,), milestone_factors=(0.1, 0.01))

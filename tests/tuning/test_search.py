@@ -8,9 +8,12 @@ import pytest
 from lapseg.config import load_config
 from lapseg.errors import LapsegInputError
 from lapseg.tuning.search import (
+    SearchOptions,
     apply_params,
     check_space,
+    load_search_file,
     load_search_space,
+    make_sampler,
     parse_search_space,
     run_search,
 )
@@ -101,18 +104,54 @@ def test_run_search_rejects_bad_options(tmp_path: Path):
         ({"metric": "val_dcie"}, "metric='val_dcie'"),
         ({"pruner": "asha"}, "pruner='asha'"),
         ({"direction": "up"}, "direction='up'"),
-        ({"n_trials": 0}, "integer >= 1"),
+        ({"sampler": "cmaes"}, "sampler='cmaes'"),
+        ({"fold": 5}, r"fold=5 must be an integer in \[0, 5\)"),
+        ({"folds": 1}, "folds=1 must be >= 2"),
     ):
-        options = {"n_trials": 1, **kwargs}
         with pytest.raises(LapsegInputError, match=message):
-            run_search(config, tmp_path, SPACE, tmp_path / "out", **options)
+            SearchOptions(**kwargs)
+    with pytest.raises(LapsegInputError, match=r"unknown search option.*prunner"):
+        SearchOptions().updated({"prunner": "none"})
+    with pytest.raises(LapsegInputError, match="integer >= 1"):
+        run_search(config, tmp_path, SPACE, tmp_path / "out", n_trials=0)
+
+
+def test_gaussian_process_sampler_is_selectable(monkeypatch):
+    assert isinstance(make_sampler("gp", 3), optuna.samplers.GPSampler)
+    assert isinstance(make_sampler("tpe", 3), optuna.samplers.TPESampler)
+    with pytest.raises(LapsegInputError, match="sampler='random'"):
+        make_sampler("random", 0)
+    monkeypatch.delattr(optuna.samplers, "GPSampler")
+    with pytest.raises(LapsegInputError, match="has no GPSampler"):
+        make_sampler("gp", 0)
+
+
+def test_search_file_options(tmp_path: Path):
+    path = tmp_path / "space.yaml"
+    path.write_text(
+        "search: {sampler: gp, pruner: none, trials: 7, fold: 1, folds: 3}\n"
+        "train.lr: {type: float, low: 1e-4, high: 1e-2, log: true}\n"
+    )
+    (param,), options, trials = load_search_file(path)
+    assert param.key == "train.lr" and trials == 7
+    assert (options.sampler, options.pruner, options.fold, options.folds) == ("gp", "none", 1, 3)
+    assert options.updated({"sampler": "tpe", "pruner": None}).sampler == "tpe"  # flags win
+    assert options.updated({"pruner": None}).pruner == "none"  # an absent flag keeps the file's
+    assert load_search_space(path) == [param]
+    path.write_text("search: {sampler: gp, fold: 9}\ntrain.lr: {type: float, low: 0.1, high: 1}\n")
+    with pytest.raises(LapsegInputError, match=r"space\.yaml: fold=9"):
+        load_search_file(path)
+    path.write_text("search: {trials: 0}\ntrain.lr: {type: float, low: 0.1, high: 1}\n")
+    with pytest.raises(LapsegInputError, match=r"search\.trials=0"):
+        load_search_file(path)
 
 
 @pytest.mark.slow
 def test_search_writes_best_config_and_resumes(tiny_dataset: Path, tmp_path: Path):
     config = load_config(None, TINY)
     out = tmp_path / "search"
-    result = run_search(config, tiny_dataset, SPACE, out, n_trials=3, seed=1, pruner="median")
+    median = SearchOptions(seed=1, pruner="median")
+    result = run_search(config, tiny_dataset, SPACE, out, n_trials=3, options=median)
     assert result.n_trials_total == 3
     assert result.n_complete == 3  # the median pruner never prunes its first 3 trials
     assert (out / "study.db").is_file()
@@ -133,7 +172,7 @@ def test_search_writes_best_config_and_resumes(tiny_dataset: Path, tmp_path: Pat
     best_value = max(t.value for t in complete)
     assert result.best_value == pytest.approx(best_value)
 
-    again = run_search(config, tiny_dataset, SPACE, out, n_trials=1, seed=1, pruner="median")
+    again = run_search(config, tiny_dataset, SPACE, out, n_trials=1, options=median)
     assert again.n_trials_total == 4  # 3 stored trials found, 1 added
     assert (out / "trials" / "003").is_dir()
     with (out / "trials.csv").open() as handle:
@@ -150,3 +189,57 @@ def test_pruned_trial_stops_training(tiny_dataset: Path, tmp_path: Path, monkeyp
     with (tmp_path / "s" / "trials.csv").open() as handle:
         (row,) = list(csv.DictReader(handle))
     assert row["state"] == "PRUNED" and row["epochs_reported"] == "1"
+
+
+@pytest.mark.slow
+def test_search_on_one_movie_with_time_block_splits(tmp_path: Path, capsys):
+    """2 tiny trials on a single movie: the default split is time blocks; with a fold it is
+    that fold of `lapseg cv --test-data` (leak-free with temporal.gap)."""
+    import json
+
+    from lapseg.cli import main
+    from lapseg.data.synthetic_timelapse import TimelapseConfig, write_synthetic_timelapse
+
+    movie = tmp_path / "movie"
+    small = TimelapseConfig(shape=(48, 48), n_frames=30, radius=(4.0, 6.0), dtype="float32")
+    write_synthetic_timelapse(movie, n_sequences=1, config=small, rng=0)
+    space = tmp_path / "space.yaml"
+    space.write_text(
+        "search: {sampler: gp, pruner: none, trials: 2, fold: 1, folds: 3}\n"
+        "train.lr: {type: float, low: 1e-4, high: 1e-2, log: true}\n"
+    )
+    tiny = [o for o in TINY if not o.startswith(("train.patch_size", "predict.tile_size"))]
+    overrides = [
+        *tiny,
+        "train.epochs=1",
+        "train.patch_size=[48, 48]",
+        "predict.tile_size=[48, 48]",
+        "data.layout=sequences",
+        "temporal.context=1",
+        "temporal.gap=2",
+    ]
+    sets = [x for item in overrides for x in ("--set", item)]
+    out = tmp_path / "search"
+    args = ["search", "--data", str(movie), "--space", str(space), "--out", str(out), *sets]
+    assert main(args) == 0
+    assert "2 trial(s)" in capsys.readouterr().out
+    split = json.loads((out / "split.json").read_text())
+    frames = sorted(int(n[-3:]) for n in split["val"])  # fold 1: the middle time block
+    assert frames == list(range(10, 20)) and split["test"] == []
+    assert all(abs(int(n[-3:]) - t) > 2 for n in split["train"] for t in frames)
+    for trial in ("000", "001"):
+        stored = json.loads((out / "trials" / trial / "split.json").read_text())
+        assert stored["val"] == split["val"]
+    with (out / "trials.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert [r["state"] for r in rows] == ["COMPLETE", "COMPLETE"]
+
+    # without a fold: the training run's own leak-free split of one movie (time blocks)
+    space.write_text("train.lr: {type: float, low: 1e-4, high: 1e-2, log: true}\n")
+    out2 = tmp_path / "search2"
+    args2 = ["search", "--data", str(movie), "--space", str(space), "--out", str(out2)]
+    assert main([*args2, "--trials", "1", "--sampler", "tpe", *sets]) == 0
+    own = json.loads((out2 / "trials" / "000" / "split.json").read_text())
+    assert own["val"] and max(int(n[-3:]) for n in own["train"]) < min(
+        int(n[-3:]) for n in own["val"]
+    )

@@ -67,7 +67,7 @@ def run_train(args: argparse.Namespace) -> int:
         return 0  # under torchrun, rank 0 alone reports
     held_out = evaluate_held_out(result.run_dir, args.data, device=args.device or "auto")
     test = result.run_dir / HELD_OUT_FOLDER
-    if held_out is not None:
+    if held_out is not None and (test / "predictions").is_dir():  # still images
         _write_report_or_warn(
             result.run_dir,
             evaluation_dir=test / "evaluation",
@@ -262,6 +262,7 @@ def run_cv(args: argparse.Namespace) -> int:
         args.out,
         n_folds=args.folds,
         groups=groups,
+        test_data=args.test_data,
         progress=not args.no_progress,
     )
     print((result.out_dir / "cv_summary.md").read_text(encoding="utf-8"))
@@ -270,21 +271,19 @@ def run_cv(args: argparse.Namespace) -> int:
 
 def run_search(args: argparse.Namespace) -> int:
     from lapseg.config import load_config
-    from lapseg.tuning.search import load_search_space, run_search
+    from lapseg.tuning.search import load_search_file, run_search
 
     config = load_config(args.config, args.overrides)
+    space, options, trials = load_search_file(args.space)
+    flags = ("storage", "study_name", "metric", "direction", "pruner", "sampler", "seed")
+    options = options.updated({name: getattr(args, name) for name in (*flags, "fold", "folds")})
     result = run_search(
         config,
         _require(args.data),
-        load_search_space(args.space),
+        space,
         args.out,
-        n_trials=args.trials,
-        storage=args.storage,
-        study_name=args.study_name,
-        metric=args.metric,
-        direction=args.direction,
-        pruner=args.pruner,
-        seed=args.seed,
+        n_trials=next(n for n in (args.trials, trials, 20) if n is not None),
+        options=options,
     )
     print(
         f"{result.n_trials_total} trial(s) in study {result.study_name!r} "
@@ -293,7 +292,7 @@ def run_search(args: argparse.Namespace) -> int:
     if result.best_value is None:
         print("no trial completed yet")
         return 0
-    print(f"best {args.metric}: {result.best_value:.4f} with {result.best_params}")
+    print(f"best {options.metric}: {result.best_value:.4f} with {result.best_params}")
     print(f"ready-to-train config: {result.best_config}")
     return 0
 
@@ -370,6 +369,22 @@ def run_compare(args: argparse.Namespace) -> int:
     )
     print(table)
     print(f"learning curves: {args.out / 'curves.png'}")
+    return 0
+
+
+def run_reproduce(args: argparse.Namespace) -> int:
+    from lapseg.reproduce import reproduce
+
+    written = reproduce(
+        args.seed,
+        _require(args.data),
+        args.out,
+        minutes=args.minutes,
+        progress=not args.no_progress,
+        overrides=args.overrides,
+    )
+    for path in written:
+        print(f"wrote {path}")
     return 0
 
 
@@ -459,5 +474,6 @@ COMMANDS = {
     "export-contours": run_export_contours,
     "augment-preview": run_augment_preview,
     "compare": run_compare,
+    "reproduce": run_reproduce,
     "config": run_config,
 }

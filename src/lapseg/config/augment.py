@@ -146,7 +146,7 @@ class TranslationConfig(_Transform):
 
 
 class CropConfig(_Transform):
-    """Crop a random window whose side is ``fraction`` of the patch, resize it back (004: 0.5)."""
+    """Crop a random window whose side is ``fraction`` of the patch, resize it back."""
 
     SECTION = "augment.crop"
 
@@ -187,7 +187,7 @@ class GridElasticConfig(_Transform):
 
 
 class QuadrantMirrorConfig(_Transform):
-    """Seed 002: a random quarter of the patch, mirrored into the other three quarters."""
+    """A random quarter of the patch, mirrored into the other three quarters."""
 
     SECTION = "augment.quadrant_mirror"
 

@@ -29,7 +29,9 @@ Layout = Literal["auto", "folders", "sample-folders", "list", "sequences", "ctc"
 Task = Literal["auto", "instances", "semantic", "binary"]
 MaskKind = Literal["auto", "binary", "instance", "classes"]
 Target = Literal["auto", "binary", "three_class"]
-NormalizationMode = Literal["percentile", "percentile+meanstd", "meanstd", "none"]
+NormalizationMode = Literal[
+    "percentile", "percentile+meanstd", "meanstd", "mean-only", "mean-image", "none"
+]
 EdgeMode = Literal["replicate", "reflect"]
 BackgroundMode = Literal["none", "median"]
 TruthSource = Literal["GT", "ST", "GT+ST"]
@@ -109,10 +111,10 @@ class DataConfig(Section):
     split_file: str | None = None
     """A JSON split (``{"train": [...], "val": [...], "test": [...]}``) instead of a random one."""
     resize: Size | None = None
-    """Resize every image to (Y, X) before the network (004: 512x512); predictions are resized
+    """Resize every image to (Y, X) before the network (e.g. 512x512); predictions are resized
     back to each input's size."""
     crop_or_pad: Size | None = None
-    """Centre crop/pad every image to (Y, X) (000: 1024x1024); predictions are mapped back."""
+    """Centre crop/pad every image to (Y, X) (e.g. 1024x1024); predictions are mapped back."""
 
     @model_validator(mode="after")
     def _consistent(self) -> DataConfig:
@@ -138,7 +140,9 @@ class NormalizationConfig(Section):
 
     mode: NormalizationMode = "percentile"
     """``percentile`` (per image and channel: p_low -> 0, p_high -> 1), ``percentile+meanstd``
-    (then the training set's mean/std), ``meanstd`` (training mean/std only) or ``none``."""
+    (then the training set's mean/std), ``meanstd`` (training mean/std only), ``mean-only``
+    (minus the training mean per channel), ``mean-image`` (minus the pixel-wise mean image of
+    the training set: all images of one size) or ``none``."""
     low_percentile: float = Field(1.0, ge=0.0, le=100.0)
     """Percentile mapped to 0."""
     high_percentile: float = Field(99.8, ge=0.0, le=100.0)
@@ -159,12 +163,12 @@ class TemporalConfig(Section):
     SECTION = "temporal"
 
     context: Int = Field(0, ge=0)
-    """k: the network sees frames t-k .. t+k as 2k+1 input channels (000's Network1 is k = 0,
-    Network5 is k = 2); ``model.in_channels`` follows automatically."""
+    """k: the network sees frames t-k .. t+k as 2k+1 input channels (k = 0: one frame, k = 2:
+    five frames); ``model.in_channels`` follows automatically."""
     edge_mode: EdgeMode = "replicate"
-    """At sequence ends, ``replicate`` the edge frame (000's rule) or ``reflect``."""
+    """At sequence ends, ``replicate`` the edge frame or ``reflect``."""
     background: BackgroundMode = "none"
-    """``median`` subtracts each sequence's temporal median (000, eq. 3) before normalisation."""
+    """``median`` subtracts each sequence's temporal median (per pixel) before normalisation."""
     truth: TruthSource = "GT+ST"
     """Cell Tracking Challenge annotations to train on: ``GT`` (gold, sparse), ``ST`` (silver,
     every frame) or ``GT+ST`` (gold where present, silver elsewhere)."""

@@ -59,18 +59,39 @@ class UNetConfig(Section):
     """Normalisation after every convolution."""
     dropout: float = Field(0.0, ge=0.0, lt=1.0)
     """Dropout probability."""
-    dropout_where: Literal["bottleneck", "all"] = "bottleneck"
-    """After the bottleneck only, or after every convolution (StemNet)."""
-    upsampling: Literal["transpose", "bilinear"] = "transpose"
-    """Learned transposed convolution, or 1x1 convolution + bilinear interpolation."""
+    dropout_where: Literal["bottleneck", "all", "pool_concat"] = "bottleneck"
+    """After the bottleneck only, after every convolution (StemNet), or ``pool_concat`` (the
+    pancreas Keras U-Net's placement): ``dropout / 2`` after the first max-pooling, ``dropout``
+    after every other pooling and after every decoder concatenation."""
+    upsampling: Literal["transpose", "bilinear", "nearest", "max_unpool", "learned_bilinear"] = (
+        "transpose"
+    )
+    """``transpose``: learned transposed convolution; the others map the channels with a 1x1
+    convolution, then double the size: ``bilinear`` / ``nearest`` interpolation,
+    ``max_unpool`` (values back where the encoder's max-pooling found its maxima, zeros
+    elsewhere; ``padding: same`` only) or ``learned_bilinear`` (a per-channel 4x4 transposed
+    convolution initialised to bilinear interpolation, then trained: FCN)."""
     up_kernel_size: Literal[2, 3] = 2
     """Kernel of the stride-2 transposed convolution (output exactly 2x either way)."""
     skip_connections: Bool = True
-    """Concatenate encoder features into the decoder (004's on/off experiment)."""
-    init: Literal["he", "xavier", "default"] = "he"
-    """Weight initialisation of convolutions (biases zero); ``default`` keeps PyTorch's."""
+    """Concatenate encoder features into the decoder (false: an encoder-decoder without them)."""
+    init: Literal["he", "xavier", "default", "stemnet"] = "he"
+    """Weight initialisation of convolutions (biases zero); ``default`` keeps PyTorch's;
+    ``stemnet``: truncated normal (at 2 sigma) with sigma = sqrt(2 / (k^2 n)), n the output
+    features of encoder convolutions and the input features of decoder and upsampling ones
+    (k = ``kernel_size`` for all), sigma 0.1 for the 1x1 output, biases 0.1."""
     convs_per_level: Int = Field(2, ge=1)
     """Convolutions per level (2 in Ronneberger 2015, 1 in StemNet)."""
+    dropout_before_bias: Bool = False
+    """With ``dropout_where: all``: drop out the convolution's output before its bias, norm and
+    ReLU (as StemNet's code does) instead of after the ReLU."""
+    up_activation: Bool = False
+    """A ReLU after every upsampling layer (StemNet's code)."""
+    head_activation: Literal["none", "relu"] = "none"
+    """``relu``: a ReLU on the output logits before the softmax (StemNet's code); ``none``."""
+    linear_last: Int = Field(0, ge=0)
+    """The last this many convolutions before the 1x1 output layer are linear: no
+    normalisation, no activation (a compact U-Net's remedy for all-background output)."""
 
     @model_validator(mode="before")
     @classmethod
@@ -84,6 +105,24 @@ class UNetConfig(Section):
     @classmethod
     def _known_preset(cls, name: str) -> str:
         return check_preset(name, "models")
+
+    @model_validator(mode="after")
+    def _unpool_needs_same_padding(self) -> UNetConfig:
+        if self.upsampling == "max_unpool" and self.padding != "same":
+            raise ValueError(
+                "model.upsampling=max_unpool needs model.padding=same (with valid padding the "
+                "decoder's maps are smaller than the pooled encoder maps)"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _linear_last_fits(self) -> UNetConfig:
+        if self.linear_last > self.convs_per_level:
+            raise ValueError(
+                f"model.linear_last={self.linear_last} exceeds the convolutions of the last "
+                f"level (model.convs_per_level={self.convs_per_level})"
+            )
+        return self
 
     @property
     def outputs(self) -> int:

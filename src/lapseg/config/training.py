@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal, get_args
+from typing import Annotated, Literal, get_args
 
 from pydantic import Field, field_validator, model_validator
 
@@ -22,7 +22,19 @@ LossName = Literal["ce", "dice", "jaccard", "tversky", "focal", "dice_ce"]
 ClassWeighting = Literal["none", "median_frequency", "inverse_frequency", "total_ratio", "fixed"]
 Optimizer = Literal["sgd", "adam", "adamw"]
 Schedule = Literal["none", "exponential", "piecewise", "cosine", "plateau"]
-Monitor = Literal["auto", "val_seg_ap", "val_seg", "val_ap50", "val_dice", "val_iou", "val_loss"]
+Monitor = Literal[
+    "auto",
+    "val_seg_ap",
+    "val_seg",
+    "val_ap50",
+    "val_dice",
+    "val_iou",
+    "val_loss",
+    "val_f1",
+    "val_error_rate",
+    "val_white_pixel_accuracy",
+    "val_false_white",
+]
 
 LOSS_NAMES: tuple[str, ...] = get_args(LossName)
 CLASS_WEIGHTING: tuple[str, ...] = get_args(ClassWeighting)
@@ -39,10 +51,11 @@ class LossConfig(Section):
     name: LossName = "dice_ce"
     """``ce``, ``dice``, ``jaccard``, ``tversky``, ``focal`` or ``dice_ce`` (Dice + cross-entropy)."""
     class_weighting: ClassWeighting = "none"
-    """``median_frequency`` (000's preprocess.py), ``inverse_frequency``, ``total_ratio`` (000's
-    get_weight) from the training masks, ``fixed`` (``class_weights`` as given) or ``none``."""
+    """``median_frequency`` (median of all per-image class pixel counts over each class's total),
+    ``inverse_frequency``, ``total_ratio`` (the largest class's pixel total over each class's)
+    from the training masks, ``fixed`` (``class_weights`` as given) or ``none``."""
     class_weights: tuple[float, ...] = ()
-    """Weights per class for ``class_weighting: fixed`` (e.g. [1, 2]: 000's weight 2 on cells)."""
+    """Weights per class for ``class_weighting: fixed`` (e.g. [1, 2]: weight 2 on cells)."""
     border_weights: Literal["auto"] | Bool = "auto"
     """Multiply the pixel losses by the U-Net border weight map (w0, sigma), class-balanced
     unless ``class_weighting`` is set; ``auto``: on for instance masks (the 3-class target),
@@ -51,8 +64,16 @@ class LossConfig(Section):
     """Amplitude of the border weight term."""
     sigma: Positive = 5.0
     """Width (pixels) of the border weight term."""
-    params: dict[str, float] = Field(default_factory=dict)
-    """Extra keyword arguments of the loss (e.g. {alpha: 0.3, beta: 0.7} for Tversky)."""
+    keep_probability: float = Field(1.0, gt=0.0, le=1.0)
+    """Random loss mask for full-image training (``sum M(x) l(x)``, M a random 0/1 mask):
+    each pixel enters the training loss with this probability, drawn anew for every batch, so
+    whole images give a stochastic loss like random patches do; 1 = every pixel (no mask).
+    Validation losses use every pixel."""
+    params: dict[str, Bool | float | str] = Field(default_factory=dict)
+    """Extra keyword arguments of the loss (e.g. {alpha: 0.3, beta: 0.7} for Tversky;
+    {normalize: pixels} for ``ce`` divides the weighted sum by the pixel count instead of the
+    weights' sum; {squared: true, pool_classes: true} for ``dice``: squares in the denominator,
+    one ratio over all classes)."""
 
     @model_validator(mode="after")
     def _weights_given(self) -> LossConfig:
@@ -77,10 +98,14 @@ class TrainConfig(Section):
     """Patches per optimiser step."""
     patch_size: Size = (256, 256)
     """Training patch size (Y, X)."""
-    patches_per_epoch: Int = Field(128, ge=1)
-    """Random patches drawn per epoch (an epoch is this many samples)."""
+    patches_per_epoch: Annotated[Int, Field(ge=1)] | Literal["pass"] = 128
+    """Random patches drawn per epoch (an epoch is this many samples), or ``pass``: an epoch is
+    one pass over the training images. Each image is cut into the fewest ``patch_size`` tiles
+    that cover it (one tile when the patch is the whole image; the last tile of a row or column
+    ends at the image border), and every tile of every training image is used once per epoch, in
+    an order shuffled anew each epoch (``foreground_probability`` is unused then)."""
     foreground_probability: Probability = 0.5
-    """Chance that a patch is centred on a random foreground pixel."""
+    """Chance that a patch is centred on a random foreground pixel (random patches only)."""
     optimizer: Optimizer = "adam"
     """``sgd`` (with ``momentum``), ``adam`` or ``adamw``."""
     lr: Positive = 1e-3
@@ -90,8 +115,8 @@ class TrainConfig(Section):
     weight_decay: NonNegative = 0.0
     """L2 penalty (decoupled for AdamW)."""
     schedule: Schedule = "cosine"
-    """``none``, ``exponential`` (lr * decay_rate ** (epoch / decay_epochs), 000), ``piecewise``
-    (002's table via ``milestones``/``milestone_factors``, or ``gamma`` per milestone),
+    """``none``, ``exponential`` (lr * decay_rate ** (epoch / decay_epochs)), ``piecewise``
+    (a table via ``milestones``/``milestone_factors``, or ``gamma`` per milestone),
     ``cosine`` (to 1% of lr over the epochs or the time budget, whichever ends first) or
     ``plateau`` (times ``gamma`` after ``plateau_patience`` epochs without improvement)."""
     decay_rate: Positive = 0.95
@@ -102,6 +127,10 @@ class TrainConfig(Section):
     """Epochs at which the piecewise schedule steps (increasing)."""
     milestone_factors: tuple[float, ...] = ()
     """Learning-rate factor after each milestone (one per milestone)."""
+    milestone_fractions: tuple[float, ...] = ()
+    """Milestones as fractions of the run instead of epochs (increasing, in (0, 1)): the step
+    comes at epoch ``round(fraction * epochs)`` (or at that fraction of the time budget), so it
+    moves with the epoch count (e.g. [0.667]: after 20 of 30 epochs, 93 of 140)."""
     gamma: Positive = 0.1
     """Step factor of the piecewise (without factors) and plateau schedules."""
     plateau_patience: Int = Field(5, ge=1)
@@ -115,7 +144,9 @@ class TrainConfig(Section):
     monitor: Monitor = "auto"
     """Validation value that selects the best checkpoint and drives early stopping; ``auto``:
     ``val_seg_ap`` (mean of SEG and AP@0.5 of the instances) for instance tasks, ``val_dice``
-    otherwise."""
+    otherwise. ``val_f1``, ``val_error_rate``, ``val_white_pixel_accuracy`` and
+    ``val_false_white`` are cell measures averaged over the validation images (binary and
+    instance tasks; see ``lapseg.metrics.pixel.stemnet_measures``)."""
     seed: Int = 0
     """Seed of the split, the patches, augmentation and initialisation."""
     deterministic: Bool = False
@@ -140,6 +171,13 @@ class TrainConfig(Section):
             raise ValueError("must be increasing epoch numbers")
         return milestones
 
+    @field_validator("milestone_fractions")
+    @classmethod
+    def _fractions(cls, fractions: tuple[float, ...]) -> tuple[float, ...]:
+        if list(fractions) != sorted(fractions) or not all(0 < f < 1 for f in fractions):
+            raise ValueError("must be increasing fractions of the run, each in (0, 1)")
+        return fractions
+
     def monitor_for(self, task: str) -> str:
         """The monitored history column for ``task`` (resolving ``auto``)."""
         if self.monitor != "auto":
@@ -155,6 +193,9 @@ class TrainConfig(Section):
 
     @model_validator(mode="after")
     def _consistent(self) -> TrainConfig:
-        if self.milestone_factors and len(self.milestone_factors) != len(self.milestones):
+        if self.milestones and self.milestone_fractions:
+            raise ValueError("give train.milestones or train.milestone_fractions, not both")
+        steps = self.milestones or self.milestone_fractions
+        if self.milestone_factors and len(self.milestone_factors) != len(steps):
             raise ValueError("train.milestone_factors needs one factor per milestone")
         return self

@@ -13,7 +13,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from collections.abc import Sequence as SequenceABC
 from dataclasses import dataclass
-from typing import overload
+from typing import Literal, overload
 
 import numpy as np
 import torch
@@ -193,7 +193,7 @@ DEFAULT_CACHE_BYTES = 1 << 30
 
 
 class PatchDataset(torch.utils.data.Dataset):
-    """Random training patches with foreground oversampling and paired augmentation.
+    """Training patches (random, or tiles of one pass over the images) with paired augmentation.
 
     Each item is a dict with ``image (C, h, w)`` float32, ``target (h', w')`` int64 and
     ``weights (h', w')`` float32 tensors, where ``h' = h - 2 * output_margin`` (a 'valid'
@@ -202,6 +202,12 @@ class PatchDataset(torch.utils.data.Dataset):
     frames included — and the target), then the target and weights are cropped to the output.
     The patches of an epoch are a pure function of ``(seed, epoch, index)``; the curriculum
     ``stage`` selects which augmentations are active.
+
+    ``patches_per_epoch`` random patches (foreground-oversampled), or ``"pass"``: every sample
+    cut into the fewest output-sized tiles that cover it (:func:`tile_starts`), each tile once
+    per epoch in an order shuffled by ``(seed, epoch)``. ``sample_shapes`` gives the ``(Y, X)``
+    target shape of every sample when it is known without reading them (a fixed network grid);
+    otherwise a pass reads each sample's shape once.
 
     ``samples`` may be a list or :class:`LazySamples`; prepared (padded) samples are cached up
     to ``cache_bytes``, so a dataset larger than memory streams from disk.
@@ -212,12 +218,13 @@ class PatchDataset(torch.utils.data.Dataset):
         samples: Sequence[Sample],
         *,
         patch_size: tuple[int, int],
-        patches_per_epoch: int,
+        patches_per_epoch: int | Literal["pass"],
         foreground_probability: float,
         augment: AugmentationConfig,
         seed: int,
         output_margin: int = 0,
         cache_bytes: int = DEFAULT_CACHE_BYTES,
+        sample_shapes: Sequence[tuple[int, int]] | None = None,
     ) -> None:
         if not len(samples):
             raise LapsegInputError("no training samples")
@@ -240,6 +247,33 @@ class PatchDataset(torch.utils.data.Dataset):
         self.cache_bytes = cache_bytes
         self._cache: OrderedDict[int, _Padded] = OrderedDict()
         self._cached_bytes = 0
+        self._shapes = None if sample_shapes is None else list(sample_shapes)
+        self._tiles: list[tuple[int, int, int]] | None = None
+        self._order: tuple[int, np.ndarray] | None = None
+
+    def tiles(self) -> list[tuple[int, int, int]]:
+        """``(sample, y0, x0)`` of the output-sized tiles covering every sample once (a pass)."""
+        if self._tiles is None:
+            shapes = self._shapes or [
+                self.samples[i].target.shape for i in range(len(self.samples))
+            ]
+            if len(shapes) != len(self.samples):
+                raise ValueError("sample_shapes needs one shape per sample")
+            self._tiles = [
+                (i, y0, x0)
+                for i, (ny, nx) in enumerate(shapes)
+                for y0 in tile_starts(int(ny), self.output_size[0])
+                for x0 in tile_starts(int(nx), self.output_size[1])
+            ]
+        return self._tiles
+
+    def _tile(self, index: int) -> tuple[int, int, int]:
+        """The ``index``-th tile of this epoch's shuffled pass."""
+        tiles = self.tiles()
+        if self._order is None or self._order[0] != self.epoch:
+            order = np.random.default_rng([self.seed, self.epoch]).permutation(len(tiles))
+            self._order = (self.epoch, order)
+        return tiles[int(self._order[1][index])]
 
     def _with_context(self, array: np.ndarray) -> np.ndarray:
         m = self.margin
@@ -278,17 +312,23 @@ class PatchDataset(torch.utils.data.Dataset):
         self.stage = stage
 
     def __len__(self) -> int:
+        if self.patches_per_epoch == "pass":
+            return len(self.tiles())
         return self.patches_per_epoch
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         rng = np.random.default_rng([self.seed, self.epoch, index])
-        sample = self._padded(int(rng.integers(len(self.samples))))
-        y0, x0 = sample_patch_origin(
-            sample.origins,
-            self.output_size,
-            foreground_probability=self.foreground_probability,
-            rng=rng,
-        )
+        if self.patches_per_epoch == "pass":
+            which, y0, x0 = self._tile(index)
+            sample = self._padded(which)
+        else:
+            sample = self._padded(int(rng.integers(len(self.samples))))
+            y0, x0 = sample_patch_origin(
+                sample.origins,
+                self.output_size,
+                foreground_probability=self.foreground_probability,
+                rng=rng,
+            )
         window = (slice(y0, y0 + self.patch_size[0]), slice(x0, x0 + self.patch_size[1]))
         image_patch, target_patch, weight_patch = augment_sample(
             sample.image[(slice(None), *window)],
@@ -309,6 +349,17 @@ class PatchDataset(torch.utils.data.Dataset):
             "target": torch.from_numpy(np.ascontiguousarray(target_patch, dtype=np.int64)),
             "weights": torch.from_numpy(np.ascontiguousarray(weight_patch, dtype=np.float32)),
         }
+
+
+def tile_starts(n: int, size: int) -> list[int]:
+    """Starts of the fewest ``size``-long tiles covering ``0 .. n`` (the last one ends at ``n``).
+
+    >>> tile_starts(11, 5), tile_starts(10, 5), tile_starts(4, 5)
+    ([0, 5, 6], [0, 5], [0])
+    """
+    if n <= size:
+        return [0]
+    return [*range(0, n - size, size), n - size]
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,12 @@ Modes (:data:`NORMALIZATION_MODES`):
     percentile-normalised training images.
 ``"meanstd"``
     ``(x - mean) / std`` per channel with mean and std of the raw training images.
+``"mean-only"``
+    ``x - mean`` per channel with the mean of the raw training images (zero-centred, not
+    rescaled: VGG's per-channel mean; stored as std 1).
+``"mean-image"``
+    ``x - mean_image`` with the pixel-wise ``(C, Y, X)`` mean of the raw training images
+    (AlexNet's mean image): every image must have the training images' size.
 ``"none"``
     Cast to float32 only.
 """
@@ -20,21 +26,28 @@ Modes (:data:`NORMALIZATION_MODES`):
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from lapseg.errors import LapsegInputError
 
-NORMALIZATION_MODES: tuple[str, ...] = ("percentile", "percentile+meanstd", "meanstd", "none")
+NORMALIZATION_MODES: tuple[str, ...] = (
+    "percentile",
+    "percentile+meanstd",
+    "meanstd",
+    "mean-only",
+    "mean-image",
+    "none",
+)
 
 _EPS = 1e-6
 _MAX_PERCENTILE_SAMPLES = 1 << 22  # 4M pixels per channel; larger images are subsampled
 
 
 def _uses_meanstd(mode: str) -> bool:
-    return mode in ("percentile+meanstd", "meanstd")
+    return mode in ("percentile+meanstd", "meanstd", "mean-only")
 
 
 def _uses_percentile(mode: str) -> bool:
@@ -63,7 +76,10 @@ class NormalizationStats:
     low_percentile, high_percentile : float
         Percentiles for the percentile step, ``0 <= low < high <= 100``.
     mean, std : tuple of float
-        Per-channel statistics for the mean/std modes (empty otherwise); ``std > 0``.
+        Per-channel statistics for the mean/std modes (empty otherwise); ``std > 0`` (all 1
+        for ``"mean-only"``).
+    mean_image : (C, Y, X) ndarray of float32 or None
+        The pixel-wise training mean of ``"mean-image"`` (read-only; None for other modes).
     """
 
     mode: str
@@ -71,6 +87,7 @@ class NormalizationStats:
     high_percentile: float = 99.8
     mean: tuple[float, ...] = ()
     std: tuple[float, ...] = ()
+    mean_image: np.ndarray | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         _check_settings(self.mode, self.low_percentile, self.high_percentile)
@@ -86,26 +103,46 @@ class NormalizationStats:
             raise LapsegInputError(f"normalisation mode {self.mode!r} needs mean and std")
         if not all(np.isfinite(v) for v in self.mean + self.std) or any(v <= 0 for v in self.std):
             raise LapsegInputError("normalisation mean/std must be finite and std positive")
+        object.__setattr__(self, "mean_image", _checked_mean_image(self.mode, self.mean_image))
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, NormalizationStats):
+            return NotImplemented
+        fields = (self.mode, self.low_percentile, self.high_percentile, self.mean, self.std)
+        other_fields = (other.mode, other.low_percentile, other.high_percentile)
+        if fields != (*other_fields, other.mean, other.std):
+            return False
+        if self.mean_image is None or other.mean_image is None:
+            return self.mean_image is other.mean_image
+        return bool(np.array_equal(self.mean_image, other.mean_image))
+
+    __hash__ = None  # type: ignore[assignment]  # holds an array: not hashable
 
     @property
     def num_channels(self) -> int | None:
         """Channel count the statistics were fitted on, None when no per-channel data."""
+        if self.mean_image is not None:
+            return int(self.mean_image.shape[0])
         return len(self.mean) or None
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-compatible dict (str, float, list) for configs and checkpoints."""
-        return {
+        """Plain JSON-compatible dict (str, float, list) for configs and checkpoints; the mean
+        image (``"mean-image"`` only) as nested ``(C, Y, X)`` lists."""
+        data: dict[str, Any] = {
             "mode": self.mode,
             "low_percentile": self.low_percentile,
             "high_percentile": self.high_percentile,
             "mean": list(self.mean),
             "std": list(self.std),
         }
+        if self.mean_image is not None:
+            data["mean_image"] = self.mean_image.tolist()
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> NormalizationStats:
         """Inverse of :meth:`to_dict`; unknown keys are an error."""
-        known = {"mode", "low_percentile", "high_percentile", "mean", "std"}
+        known = {"mode", "low_percentile", "high_percentile", "mean", "std", "mean_image"}
         unknown = sorted(set(data) - known)
         if unknown:
             raise LapsegInputError(
@@ -119,7 +156,28 @@ class NormalizationStats:
             high_percentile=float(data.get("high_percentile", 99.8)),
             mean=tuple(data.get("mean", ())),
             std=tuple(data.get("std", ())),
+            mean_image=None if data.get("mean_image") is None else np.asarray(data["mean_image"]),
         )
+
+
+def _checked_mean_image(mode: str, image: Any) -> np.ndarray | None:
+    """The mean image as a read-only float32 ``(C, Y, X)`` copy; present iff ``"mean-image"``."""
+    if mode != "mean-image":
+        if image is not None:
+            raise LapsegInputError(f"normalisation mode {mode!r} takes no mean image")
+        return None
+    if image is None:
+        raise LapsegInputError("normalisation mode 'mean-image' needs its mean image")
+    try:
+        array = np.array(image, dtype=np.float32)
+    except (TypeError, ValueError):
+        raise LapsegInputError("the normalisation mean image is not a numeric array") from None
+    if array.ndim != 3 or array.size == 0 or not np.isfinite(array).all():
+        raise LapsegInputError(
+            f"the normalisation mean image must be a finite (C, Y, X) array, got shape {array.shape}"
+        )
+    array.setflags(write=False)
+    return array
 
 
 def _check_image(image: np.ndarray) -> np.ndarray:
@@ -218,6 +276,10 @@ def fit_normalization(
     NormalizationStats
     """
     _check_settings(mode, low, high)
+    if mode == "mean-image":
+        return NormalizationStats(
+            mode=mode, low_percentile=low, high_percentile=high, mean_image=_mean_image(images)
+        )
     if not _uses_meanstd(mode):
         return NormalizationStats(mode=mode, low_percentile=low, high_percentile=high)
     count = 0
@@ -247,6 +309,8 @@ def fit_normalization(
         raise LapsegInputError("cannot fit normalisation on zero training images")
     std = np.sqrt(m2 / count)
     std = np.where(std < _EPS, 1.0, std)
+    if mode == "mean-only":
+        std = np.ones_like(std)
     return NormalizationStats(
         mode=mode,
         low_percentile=low,
@@ -254,6 +318,27 @@ def fit_normalization(
         mean=tuple(mean.tolist()),
         std=tuple(std.tolist()),
     )
+
+
+def _mean_image(images: Iterable[np.ndarray]) -> np.ndarray:
+    """Pixel-wise mean ``(C, Y, X)`` of the training images, summed in float64."""
+    total: np.ndarray | None = None
+    count = 0
+    for index, image in enumerate(images):
+        image = _check_image(image)
+        if total is None:
+            total = np.zeros(image.shape, dtype=np.float64)
+        elif image.shape != total.shape:
+            raise LapsegInputError(
+                f"mean-image normalisation needs training images of one size: image {index} is "
+                f"{image.shape} (C, Y, X), the first {total.shape}; set data.resize or "
+                "data.crop_or_pad, or use normalization.mode=mean-only"
+            )
+        total += image
+        count += 1
+    if total is None:
+        raise LapsegInputError("cannot fit normalisation on zero training images")
+    return (total / count).astype(np.float32)
 
 
 def apply_normalization(
@@ -290,6 +375,14 @@ def apply_normalization(
         )
     else:
         out = image.astype(np.float32)
+    if stats.mean_image is not None:
+        if image.shape != stats.mean_image.shape:
+            raise LapsegInputError(
+                f"image shape {image.shape} (C, Y, X) differs from the mean image "
+                f"{stats.mean_image.shape} of the model's mean-image normalisation: give images "
+                "of the training size"
+            )
+        out -= stats.mean_image
     if _uses_meanstd(stats.mode):
         mean = np.asarray(stats.mean, dtype=np.float32)[:, None, None]
         std = np.asarray(stats.std, dtype=np.float32)[:, None, None]

@@ -69,7 +69,13 @@ def sequence_stats(stats: NormalizationStats, channels: int) -> NormalizationSta
         return stats
     if stats.num_channels != 1:
         raise LapsegInputError("time-lapse frames must have one channel")
-    return replace(stats, mean=stats.mean * channels, std=stats.std * channels)
+    image = stats.mean_image
+    return replace(
+        stats,
+        mean=stats.mean * channels,
+        std=stats.std * channels,
+        mean_image=None if image is None else np.repeat(image, channels, axis=0),
+    )
 
 
 # --------------------------------------------------------------------------- annotation
@@ -287,6 +293,18 @@ def _resolve_split(
         resolved = split_sequences(sources, config)
     check_split_leak_free(resolved, sources, gap=config.temporal.gap)
     return resolved
+
+
+def sequence_split(
+    sources: Sequence[SequenceSource],
+    config: LapsegConfig,
+    split: Mapping[str, Sequence[str]] | None = None,
+) -> dict[str, list[str]]:
+    """The split ``lapseg train`` makes of these (annotated) sequences: ``split`` or
+    ``data.split_file`` checked against the data and for leaks, else the leak-free default
+    (:func:`split_sequences`). Other programs (the random-forest baseline) use it to train on
+    the same frames."""
+    return _resolve_split(sources, config, split)
 
 
 # --------------------------------------------------------------------------- samples

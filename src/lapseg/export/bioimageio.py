@@ -97,6 +97,12 @@ def _check_expressible(source: ExportSource) -> None:
             path=source.checkpoint_path,
         )
     stats = source.stats
+    if stats.mean_image is not None:
+        raise LapsegInputError(
+            "bioimage.io has no preprocessing that subtracts a mean image "
+            "(normalization.mode=mean-image); export ONNX or TorchScript instead",
+            path=source.checkpoint_path,
+        )
     if stats.mode.startswith("percentile") and stats.high_percentile <= 1.0:
         raise LapsegInputError(
             "bioimage.io scale_range needs a high percentile above 1, got "

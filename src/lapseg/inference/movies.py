@@ -137,7 +137,11 @@ def movie_sequence(movie: Movie) -> SequenceSource:
                 path=movie.stack,
             )
         return SequenceSource(
-            name=movie.name, frame_names=movie.frame_names, stack=movie.stack, stack_axes=axes
+            name=movie.name,
+            frame_names=movie.frame_names,
+            stack=movie.stack,
+            stack_axes=axes,
+            z_index=movie.z_index,
         )
     return SequenceSource(
         name=movie.name, frame_names=movie.frame_names, frame_files=movie.frame_files

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import itertools
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -64,6 +64,9 @@ class Movie:
         A Cell Tracking Challenge sequence: results also in the CTC layout (``NN_RES``).
     pixel_size : (float, float) or None
         ``(y, x)`` micrometres, from the file's metadata.
+    z_index : int or None
+        For a ``(T, Z, ...)`` stack: the z-slice this movie over time is (one movie per slice,
+        named ``<stem>/z00``, ``<stem>/z01``, ... as in training).
     """
 
     name: str
@@ -74,6 +77,7 @@ class Movie:
     frame_files: tuple[Path, ...] = ()
     ctc: bool = False
     pixel_size: tuple[float, float] | None = None
+    z_index: int | None = None
 
     @property
     def n_frames(self) -> int:
@@ -144,7 +148,8 @@ class FrameReader:
             return read_image(movie.frame_files[t], axes=axes)
         if self._memmap is not None:
             volume = self._memmap
-            array = volume[t, 0] if movie.axis == "T" else volume[0, t]
+            z = movie.z_index or 0
+            array = volume[t, z] if movie.axis == "T" else volume[0, t]
         else:
             array = self._read_pages(t)
         return ImageData(np.ascontiguousarray(array), movie.pixel_size, movie.stack)
@@ -157,15 +162,19 @@ class FrameReader:
         page_ndim = len(series.keyframe.shape)
         lead_shape = tuple(int(n) for n in series.shape[: len(series.shape) - page_ndim])
         lead_axes = movie.stack_axes[: len(lead_shape)]
-        position = lead_axes.index(movie.axis)
-        ranges = [range(n) for n in lead_shape]
-        ranges[position] = range(t, t + 1)
+        fixed = {movie.axis: t}
+        if movie.z_index is not None:
+            fixed["Z"] = movie.z_index
+        ranges = [
+            range(fixed[a], fixed[a] + 1) if a in fixed else range(n)
+            for a, n in zip(lead_axes, lead_shape, strict=True)
+        ]
         keys = [
             int(np.ravel_multi_index(index, lead_shape)) for index in itertools.product(*ranges)
         ]
         pages = self._tif.asarray(key=keys, series=0)
-        rest = tuple(n for i, n in enumerate(lead_shape) if i != position)
-        axes = lead_axes.replace(movie.axis, "") + movie.stack_axes[len(lead_shape) :]
+        rest = tuple(n for a, n in zip(lead_axes, lead_shape, strict=True) if a not in fixed)
+        axes = "".join(a for a in lead_axes if a not in fixed) + movie.stack_axes[len(lead_shape) :]
         return to_canonical(pages.reshape(rest + pages.shape[-page_ndim:]), axes)[0, 0]
 
 
@@ -208,23 +217,21 @@ def stack_axes(
     return file_axes, shape, image
 
 
-def _stack_movie(path: Path, axes: str | None) -> Movie | None:
-    """A movie (or z-stack) from a stack file, or None for a single 2D image."""
+def _stack_movies(path: Path, axes: str | None) -> list[Movie]:
+    """The movies (or z-stack) of a stack file; [] for a single 2D image.
+
+    A ``(T, Z, ...)`` stack (a 3D movie) is one movie over time per z-slice, named
+    ``<stem>/z00``, ``<stem>/z01``, ... (how training reads it): lapseg segments 2D frames.
+    """
     chosen, shape, pixel_size = stack_axes(path, axes)
     sizes = dict(zip(chosen, shape, strict=True))
-    if sizes.get("T", 1) > 1 and sizes.get("Z", 1) > 1:
-        raise LapsegInputError(
-            f"a (T, Z, ...) stack (axes {chosen}, shape {shape}) is a 3D movie: lapseg segments "
-            "2D frames; split it into one movie per z-slice",
-            path=path,
-        )
     axis = "T" if sizes.get("T", 1) > 1 else "Z" if sizes.get("Z", 1) > 1 else None
     if axis is None:
-        return None
+        return []
     n = sizes[axis]
     width = max(3, len(str(n - 1)))
     prefix = "t" if axis == "T" else "z"
-    return Movie(
+    movie = Movie(
         name=output_stem(path),
         frame_names=tuple(f"{prefix}{i:0{width}d}" for i in range(n)),
         axis=axis,
@@ -232,6 +239,13 @@ def _stack_movie(path: Path, axes: str | None) -> Movie | None:
         stack_axes=chosen,
         pixel_size=pixel_size,
     )
+    depth = sizes.get("Z", 1)
+    if axis != "T" or depth == 1:
+        return [movie]
+    return [
+        replace(movie, name=f"{movie.name}/z{z:0{max(2, len(str(depth - 1)))}d}", z_index=z)
+        for z in range(depth)
+    ]
 
 
 def _frames_movie(folder: Path, files: list[Path], *, ctc: bool, name: str | None = None) -> Movie:
@@ -284,8 +298,7 @@ def discover_movies(
     if path.is_file():
         if path.suffix.lower() not in TIFF_EXTENSIONS:
             return []
-        movie = _stack_movie(path, axes)
-        return [movie] if movie is not None else []
+        return _stack_movies(path, axes)
     if (path / "frames").is_dir():  # the "sequences" layout: NAME/frames/*
         return [_frames_movie(path, _image_files(path / "frames"), ctc=False, name=path.name)]
     sequence_folders = [p for p in sorted(path.iterdir()) if (p / "frames").is_dir()]
@@ -311,7 +324,5 @@ def discover_movies(
     movies = []
     for file in files:
         if file.suffix.lower() in TIFF_EXTENSIONS:
-            movie = _stack_movie(file, axes)
-            if movie is not None:
-                movies.append(movie)
+            movies.extend(_stack_movies(file, axes))
     return movies

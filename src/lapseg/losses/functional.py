@@ -16,6 +16,9 @@ the class weight of the pixel's target, its pixel weight and its validity. This 
 of ``torch.nn.functional.cross_entropy(weight=...)`` and nnU-Net. Consequences: multiplying all
 weights by a constant leaves the loss unchanged (weights are relative); a batch without any valid
 (or positively weighted) pixel gives a loss of 0 that is still connected to the graph.
+:func:`cross_entropy` also offers ``normalize="pixels"``, ``sum(w * l) / n`` over the ``n`` valid
+pixels (TensorFlow's ``reduce_mean`` of a weighted loss, as StemNet trains): the weights are then
+absolute and the loss scale follows the share of weighted pixels in the batch.
 
 Overlap losses (Dice, Jaccard, Tversky) are computed from soft counts ``tp, fp, fn`` of the
 probabilities; they cannot use pixel weights.
@@ -164,6 +167,7 @@ def cross_entropy(
     class_weights: ClassWeights = None,
     pixel_weights: torch.Tensor | None = None,
     valid_mask: torch.Tensor | None = None,
+    normalize: str = "weights",
 ) -> torch.Tensor:
     """(Weighted) cross-entropy, softmax for K >= 2 and binary (sigmoid) for K == 1.
 
@@ -180,19 +184,30 @@ def cross_entropy(
         Per-pixel weights (border weight map), multiplied with the class weights.
     valid_mask : (B, Y, X) bool tensor, optional
         False marks pixels to ignore.
+    normalize : {"weights", "pixels"}
+        Divide the weighted sum by the sum of the weights (default) or by the number of valid
+        pixels (class weights ``(1, 3)`` then give cells the loss ``1 + 2 y`` of StemNet's
+        ``weighted_cost``).
 
     Returns
     -------
     loss : () tensor
         ``sum(w * ce) / sum(w)`` over the batch (see module docstring); equals
-        ``F.cross_entropy(logits, target, weight=class_weights)`` for ``K >= 2``.
+        ``F.cross_entropy(logits, target, weight=class_weights)`` for ``K >= 2``. With
+        ``normalize="pixels"``: ``sum(w * ce) / n_valid``.
     """
+    if normalize not in ("weights", "pixels"):
+        raise ValueError(f"normalize must be 'weights' or 'pixels', got {normalize!r}")
     k = _check_inputs(logits, target, pixel_weights, valid_mask)
     logits = logits.float()
     target = _safe_target(target, valid_mask)
     weights = _class_weight_tensor(class_weights, max(k, 2), logits, "class_weights")
     w = _pixel_weight_map(target, weights, pixel_weights, valid_mask)
-    return _weighted_mean(-_log_prob_of_target(logits, target), w)
+    loss = -_log_prob_of_target(logits, target)
+    if normalize == "pixels":
+        n = w.new_tensor(float(target.numel())) if valid_mask is None else valid_mask.sum().float()
+        return (w * loss).sum() / n.clamp_min(1.0)
+    return _weighted_mean(loss, w)
 
 
 def focal_loss(
@@ -251,17 +266,14 @@ def focal_loss(
 # --------------------------------------------------------------------------------------------
 # overlap losses
 # --------------------------------------------------------------------------------------------
-def _soft_counts(
+def _scored(
     logits: torch.Tensor,
     target: torch.Tensor,
     include_background: bool,
-    batch_dice: bool,
     valid_mask: torch.Tensor | None,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Soft true positives, false positives and false negatives per class.
-
-    Returns three tensors of shape (C,) when ``batch_dice`` else (B, C), C the classes scored.
-    """
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Probabilities and one-hot targets ``(B, C, Y, X)`` of the C scored classes (0 where
+    ignored)."""
     k = _check_inputs(logits, target, None, valid_mask)
     logits = logits.float()
     target = _safe_target(target, valid_mask)
@@ -281,6 +293,21 @@ def _soft_counts(
     if valid_mask is not None:
         keep = valid_mask.unsqueeze(1).float()
         probs, onehot = probs * keep, onehot * keep
+    return probs, onehot
+
+
+def _soft_counts(
+    logits: torch.Tensor,
+    target: torch.Tensor,
+    include_background: bool,
+    batch_dice: bool,
+    valid_mask: torch.Tensor | None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Soft true positives, false positives and false negatives per class.
+
+    Returns three tensors of shape (C,) when ``batch_dice`` else (B, C), C the classes scored.
+    """
+    probs, onehot = _scored(logits, target, include_background, valid_mask)
     dims = (0, 2, 3) if batch_dice else (2, 3)
     tp = (probs * onehot).sum(dims)
     fp = (probs * (1.0 - onehot)).sum(dims)
@@ -301,6 +328,8 @@ def soft_dice_loss(
     include_background: bool = False,
     batch_dice: bool = True,
     valid_mask: torch.Tensor | None = None,
+    squared: bool = False,
+    pool_classes: bool = False,
 ) -> torch.Tensor:
     """Soft Dice loss ``1 - mean_c (2|P∩G| + s) / (|P| + |G| + s)``.
 
@@ -317,14 +346,30 @@ def soft_dice_loss(
         Sum the counts over the whole batch (nnU-Net "batch Dice") instead of per image; the
         mean is then over classes only, otherwise over images and classes.
     valid_mask : (B, Y, X) bool tensor, optional
+    squared : bool
+        Sums of squares in the denominator, ``sum p^2 + sum g^2`` (Milletari et al. 2016).
+    pool_classes : bool
+        One ratio of the counts summed over the scored classes instead of the mean of the
+        per-class ratios. ``squared=True, pool_classes=True, include_background=True,
+        batch_dice=True, smooth=0`` is StemNet's ``dice_coefficient`` cost (which adds 1e-5 to
+        the denominator where this clamps it at 1e-7, and clips the ratio to
+        [1e-5, 1 - 1e-5]).
 
     Returns
     -------
     loss : () tensor in [0, 1]
     """
     _check_smooth(smooth)
-    tp, fp, fn = _soft_counts(logits, target, include_background, batch_dice, valid_mask)
-    dice = (2 * tp + smooth) / (2 * tp + fp + fn + smooth).clamp_min(_DENOMINATOR_EPS)
+    probs, onehot = _scored(logits, target, include_background, valid_mask)
+    dims = (0, 2, 3) if batch_dice else (2, 3)
+    overlap = (probs * onehot).sum(dims)
+    if squared:
+        total = (probs * probs).sum(dims) + (onehot * onehot).sum(dims)
+    else:
+        total = probs.sum(dims) + onehot.sum(dims)
+    if pool_classes:
+        overlap, total = overlap.sum(-1), total.sum(-1)
+    dice = (2 * overlap + smooth) / (total + smooth).clamp_min(_DENOMINATOR_EPS)
     return 1.0 - dice.mean()
 
 

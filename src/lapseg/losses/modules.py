@@ -85,10 +85,15 @@ class SegmentationLoss(nn.Module):
 
 
 class CrossEntropyLoss(SegmentationLoss):
-    """Weighted cross-entropy (:func:`lapseg.losses.functional.cross_entropy`)."""
+    """Weighted cross-entropy (:func:`lapseg.losses.functional.cross_entropy`); ``normalize``
+    ``"weights"`` (a weighted mean) or ``"pixels"`` (weighted sum over the pixel count)."""
 
-    def __init__(self, *, class_weights: Sequence[float] | None = None) -> None:
-        super().__init__(class_weights=_weights_or_none(class_weights))
+    def __init__(
+        self, *, class_weights: Sequence[float] | None = None, normalize: str = "weights"
+    ) -> None:
+        if normalize not in ("weights", "pixels"):
+            raise ValueError(f"normalize must be 'weights' or 'pixels', got {normalize!r}")
+        super().__init__(class_weights=_weights_or_none(class_weights), normalize=normalize)
 
     def _loss(
         self,
@@ -103,6 +108,7 @@ class CrossEntropyLoss(SegmentationLoss):
             class_weights=self.config["class_weights"],
             pixel_weights=pixel_weights,
             valid_mask=valid_mask,
+            normalize=self.config["normalize"],
         )
 
 
@@ -153,9 +159,19 @@ class DiceLoss(SegmentationLoss):
     supports_pixel_weights = False
 
     def __init__(
-        self, *, smooth: float = 1.0, include_background: bool = False, batch_dice: bool = True
+        self,
+        *,
+        smooth: float = 1.0,
+        include_background: bool = False,
+        batch_dice: bool = True,
+        squared: bool = False,
+        pool_classes: bool = False,
     ) -> None:
-        super().__init__(**_overlap_config(smooth, include_background, batch_dice))
+        super().__init__(
+            **_overlap_config(smooth, include_background, batch_dice),
+            squared=bool(squared),
+            pool_classes=bool(pool_classes),
+        )
 
     def _loss(
         self,

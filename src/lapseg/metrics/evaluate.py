@@ -17,7 +17,7 @@ per main metric over the images, :data:`BOX_METRICS`).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -116,6 +116,7 @@ def evaluate_folders(
     *,
     num_classes: int = 2,
     out_dir: str | Path | None = None,
+    only: Collection[str] | None = None,
 ) -> EvaluationResult:
     """Pixel metrics of every predicted mask against its ground truth.
 
@@ -129,6 +130,9 @@ def evaluate_folders(
     out_dir : str or Path, optional
         If given, write ``per_image.csv`` and ``summary.json`` there (see the module
         docstring); the folder is created if needed.
+    only : collection of str, optional
+        Evaluate only these ground-truth frames (names as in ``per_image.csv``, e.g. a run's
+        test split); default: every ground-truth frame.
 
     Returns
     -------
@@ -143,7 +147,7 @@ def evaluate_folders(
     """
     if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
         raise LapsegInputError(f"num_classes must be an integer >= 2, got {num_classes!r}")
-    pairs, unmatched = pair_frames(pred_dir, truth_dir, prefer="masks")
+    pairs, unmatched = pair_frames(pred_dir, truth_dir, prefer="masks", only=only)
     accumulator = MetricAccumulator(num_classes)
     for pair in pairs:
         truth, pred = pair.read_truth(), pair.read_prediction()

@@ -14,6 +14,10 @@ Two ways to summarise a dataset, both offered by :class:`MetricAccumulator`:
 
 Conventions for empty classes (``0 / 0``) are documented in :func:`binary_metrics`; no metric is
 ever NaN and no warning is raised.
+
+:func:`stemnet_measures` scores one image the way StemNet's evaluation code does (its own rules
+for images without cells, error rate in percent); :meth:`MetricAccumulator.stemnet_means`
+averages them over the images, as its Table 3 and learning curves report them.
 """
 
 from __future__ import annotations
@@ -202,6 +206,69 @@ def binary_metrics(cm: np.ndarray) -> dict[str, float]:
     }
 
 
+STEMNET_KEYS: tuple[str, ...] = (
+    "error_rate",
+    "f1",
+    "false_white",
+    "white_pixel_accuracy",
+    "precision",
+    "recall",
+    "accuracy",
+    "false_white_pixels",
+)
+"""Keys of :func:`stemnet_measures`: Table 3's four measures first, then the others its code
+prints."""
+
+
+def stemnet_measures(cm: np.ndarray) -> dict[str, float]:
+    """One image's measures as StemNet's evaluation code computes them (class 1 = cells).
+
+    Parameters
+    ----------
+    cm : (2, 2) ndarray of int
+        The image's confusion matrix (rows = truth, columns = prediction).
+
+    Returns
+    -------
+    measures : dict of str to float
+        Keys :data:`STEMNET_KEYS`:
+
+        * ``error_rate``: misclassified pixels in **percent**, ``100 (fp + fn) / n``;
+        * ``precision``: ``tp / (tp + fp)``, **0** when no pixel is predicted white;
+        * ``recall``: ``tp / (tp + fn)``, **0** when the image has no white pixel;
+        * ``f1``: ``2 P R / (P + R)``, **0** when precision or recall is 0 (so an image without
+          cells scores F1 = 0 however it is predicted);
+        * ``accuracy``: ``(tp + tn) / n``;
+        * ``white_pixel_accuracy``: white pixels predicted white over white pixels, **1** when
+          the image has no white pixel;
+        * ``false_white``: pixels wrongly predicted white as a fraction of the image,
+          ``fp / n`` (Table 3's scale), and ``false_white_pixels``: their count ``fp`` (what
+          the code prints).
+
+    Examples
+    --------
+    >>> m = stemnet_measures(np.array([[6, 1], [0, 0]]))  # no cells; one false white pixel
+    >>> m["recall"], m["f1"], m["white_pixel_accuracy"], m["false_white_pixels"]
+    (0.0, 0.0, 1.0, 1.0)
+    """
+    cm = _check_cm(cm, square_of=2)
+    tn, fp, fn, tp = (int(v) for v in cm.ravel())
+    n = tn + fp + fn + tp
+    precision = tp / (tp + fp) if tp + fp else 0.0
+    recall = tp / (tp + fn) if tp + fn else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision and recall else 0.0
+    return {
+        "error_rate": 100.0 * (fp + fn) / n,
+        "f1": f1,
+        "false_white": fp / n,
+        "white_pixel_accuracy": tp / (tp + fn) if tp + fn else 1.0,
+        "precision": precision,
+        "recall": recall,
+        "accuracy": (tp + tn) / n,
+        "false_white_pixels": float(fp),
+    }
+
+
 def multiclass_metrics(cm: np.ndarray) -> dict[str, Any]:
     """Per-class and macro-averaged metrics from a (K, K) confusion matrix.
 
@@ -314,6 +381,20 @@ class MetricAccumulator:
         """Metrics of each image separately, in the order they were added."""
         self._require_images()
         return [self._metrics(cm) for cm in self._matrices]
+
+    def stemnet_means(self) -> dict[str, float]:
+        """:func:`stemnet_measures` of every image, averaged: every image counts once (binary).
+
+        Raises
+        ------
+        ValueError
+            With more than two classes, or before any image was added.
+        """
+        if self.num_classes != 2:
+            raise ValueError("StemNet's measures are for two classes (background, cells)")
+        self._require_images()
+        rows = [stemnet_measures(cm) for cm in self._matrices]
+        return {key: float(np.mean([row[key] for row in rows])) for key in STEMNET_KEYS}
 
     def mean_per_image(self) -> dict[str, dict[str, Any]]:
         """Average of the per-image metrics: every image counts once (seed 004 style).

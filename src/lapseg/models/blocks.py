@@ -12,9 +12,11 @@ import torch
 from torch import nn
 
 __all__ = [
+    "UPSAMPLING_MODES",
     "ConvNormAct",
     "ConvStack",
     "Upsample",
+    "bilinear_kernel",
     "center_crop",
     "make_norm",
 ]
@@ -46,6 +48,8 @@ class ConvNormAct(nn.Module):
 
     The convolution has a bias only when there is no normalisation (a norm's shift makes it
     redundant). ``padding="valid"`` loses ``(kernel_size - 1) // 2`` pixels per side.
+    ``dropout_before_bias``: Conv2d (no bias) -> dropout -> + bias -> norm -> ReLU (StemNet's
+    order); ``activation=False``: no ReLU (a linear layer).
     """
 
     def __init__(
@@ -57,23 +61,34 @@ class ConvNormAct(nn.Module):
         padding: str = "same",
         norm: str = "batch",
         dropout: float = 0.0,
+        dropout_before_bias: bool = False,
+        activation: bool = True,
     ) -> None:
         super().__init__()
         pad = (kernel_size - 1) // 2 if padding == "same" else 0
+        early = dropout_before_bias and dropout > 0
         self.conv = nn.Conv2d(
-            in_channels, out_channels, kernel_size, padding=pad, bias=norm == "none"
+            in_channels, out_channels, kernel_size, padding=pad, bias=norm == "none" and not early
         )
+        self.bias = nn.Parameter(torch.zeros(out_channels)) if early and norm == "none" else None
+        self.early_drop = early
         self.norm = make_norm(norm, out_channels)
-        self.act = nn.ReLU(inplace=True)
+        self.act: nn.Module = nn.ReLU(inplace=True) if activation else nn.Identity()
         self.drop: nn.Module = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Map ``(B, C_in, Y, X)`` to ``(B, C_out, Y', X')``."""
-        return self.drop(self.act(self.norm(self.conv(x))))
+        if not self.early_drop:
+            return self.drop(self.act(self.norm(self.conv(x))))
+        x = self.drop(self.conv(x))
+        if self.bias is not None:
+            x = x + self.bias.view(1, -1, 1, 1)
+        return self.act(self.norm(x))
 
 
 class ConvStack(nn.Sequential):
-    """``n_convs`` :class:`ConvNormAct` units: the convolutions of one U-Net level."""
+    """``n_convs`` :class:`ConvNormAct` units: the convolutions of one U-Net level; the last
+    ``linear_last`` of them without norm and activation."""
 
     def __init__(
         self,
@@ -85,6 +100,8 @@ class ConvStack(nn.Sequential):
         padding: str = "same",
         norm: str = "batch",
         dropout: float = 0.0,
+        dropout_before_bias: bool = False,
+        linear_last: int = 0,
     ) -> None:
         units = [
             ConvNormAct(
@@ -92,12 +109,31 @@ class ConvStack(nn.Sequential):
                 out_channels,
                 kernel_size=kernel_size,
                 padding=padding,
-                norm=norm,
+                norm="none" if i >= n_convs - linear_last else norm,
                 dropout=dropout,
+                dropout_before_bias=dropout_before_bias,
+                activation=i < n_convs - linear_last,
             )
             for i in range(n_convs)
         ]
         super().__init__(*units)
+
+
+UPSAMPLING_MODES: tuple[str, ...] = (
+    "transpose",
+    "bilinear",
+    "nearest",
+    "max_unpool",
+    "learned_bilinear",
+)
+"""The ways :class:`Upsample` doubles the feature maps (``model.upsampling``)."""
+
+
+def bilinear_kernel(channels: int) -> torch.Tensor:
+    """Weights ``(channels, 1, 4, 4)`` of a depthwise stride-2 transposed convolution that
+    doubles the size exactly as bilinear interpolation does (``align_corners=False``)."""
+    taps = torch.tensor([0.25, 0.75, 0.75, 0.25])
+    return (taps[:, None] * taps[None, :]).expand(channels, 1, 4, 4).clone()
 
 
 class Upsample(nn.Module):
@@ -105,15 +141,23 @@ class Upsample(nn.Module):
 
     ``mode="transpose"``: a learned stride-2 transposed convolution with kernel 2 (Ronneberger
     2015) or 3 (Keras ``Conv2DTranspose(3, strides=2, padding="same")``); the output is exactly
-    twice the input size either way. ``mode="bilinear"``: a 1x1 convolution followed by bilinear
-    interpolation. Both operations are linear and the interpolation weights sum to one, so
-    applying the 1x1 convolution first gives the same result at a quarter of the cost.
+    twice the input size either way. The other modes map the channels with a 1x1 convolution,
+    then double the size: ``"bilinear"`` and ``"nearest"`` interpolate; ``"max_unpool"`` puts
+    each value where the encoder's 2x2 max-pooling found its maximum (zeros elsewhere; the
+    pooling ``indices`` are passed to :meth:`forward`); ``"learned_bilinear"`` is a depthwise
+    4x4 stride-2 transposed convolution (FCN) initialised to bilinear interpolation and trained
+    with the rest (the input is edge-replicated by one pixel, so the initial output equals
+    ``F.interpolate(..., mode="bilinear")`` everywhere, borders included). The 1x1 convolution
+    and the interpolation are both linear and the interpolation weights sum to one, so applying
+    the 1x1 convolution first gives the same result at a quarter of the cost.
     """
 
     def __init__(
         self, in_channels: int, out_channels: int, *, mode: str = "transpose", kernel_size: int = 2
     ) -> None:
         super().__init__()
+        if mode not in UPSAMPLING_MODES:
+            raise ValueError(f"unknown upsampling {mode!r}")  # UNetConfig validates user input
         self.mode = mode
         if mode == "transpose":
             pad = (kernel_size - 1) // 2
@@ -127,12 +171,41 @@ class Upsample(nn.Module):
             )
         else:
             self.conv = nn.Conv2d(in_channels, out_channels, 1)
+        self.learned: nn.ConvTranspose2d | None = None
+        if mode == "learned_bilinear":
+            self.learned = nn.ConvTranspose2d(
+                out_channels, out_channels, 4, stride=2, padding=3, groups=out_channels, bias=False
+            )
+            self.reset_bilinear()
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Map ``(B, C_in, Y, X)`` to ``(B, C_out, 2Y, 2X)``."""
+    def reset_bilinear(self) -> None:
+        """Set the learned upsampling filters to bilinear interpolation (no-op for other modes)."""
+        if self.learned is not None:
+            with torch.no_grad():
+                weight = self.learned.weight
+                weight.copy_(bilinear_kernel(weight.shape[0]).to(weight))
+
+    def forward(self, x: torch.Tensor, indices: torch.Tensor | None = None) -> torch.Tensor:
+        """Map ``(B, C_in, Y, X)`` to ``(B, C_out, 2Y, 2X)``.
+
+        ``indices`` (``"max_unpool"`` only): the ``(B, C_out, Y, X)`` argmax positions returned
+        by ``F.max_pool2d(..., return_indices=True)`` on the encoder features of this level.
+        """
         x = self.conv(x)
-        if self.mode == "bilinear":
-            x = nn.functional.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=False)
+        if self.mode in ("bilinear", "nearest"):
+            return nn.functional.interpolate(
+                x,
+                scale_factor=2.0,
+                mode=self.mode,
+                **({"align_corners": False} if self.mode == "bilinear" else {}),
+            )
+        if self.mode == "max_unpool":
+            if indices is None:
+                raise ValueError("max_unpool upsampling needs the pooling indices")
+            size = (2 * x.shape[-2], 2 * x.shape[-1])
+            return nn.functional.max_unpool2d(x, indices, (2, 2), output_size=size)
+        if self.learned is not None:
+            return self.learned(nn.functional.pad(x, (1, 1, 1, 1), mode="replicate"))
         return x
 
 

@@ -8,6 +8,8 @@ preset          parameters  notes
 default          1,942,289  depth 4, 16 base features, BatchNorm, transposed convs
 ronneberger2015 31,030,658  the "31.0M" of the original U-Net (64 features, 2 classes, valid)
 stemnet         37,744,002  7 levels (6 poolings), one 5x5 conv per level, 16 base features
+stemnet-exact   37,744,002  the same layers, ordered and initialised as StemNet's TF code
+compact-unet       466,595  32 base features, 2 poolings, last two convs linear, 3 classes
 pancreas-keras   2,159,889  16 base features, 4 poolings, BatchNorm, 3x3 transposed convs
 cryo-sem        31,036,481  seed 004 reports 31,044,289: see below
 =============== =========== ==================================================================
@@ -19,9 +21,13 @@ convolution biases (redundant before BatchNorm; ours have none) plus 1,920 param
 BatchNorm after each of the four transposed convolutions (2 x (512 + 256 + 128 + 64)), which is
 our best reading of the thesis's "batch normalization after convolutional layers".
 
-Simplifications against the seeds (the config has no field for them): StemNet (000) applies its
-dropout before bias + ReLU and puts a ReLU after each transposed convolution and on its output;
-the Keras pancreas U-Net (001) drops out after every pooling (0.25 at the first, 0.5 after) and
+StemNet (000) applies its dropout before bias + ReLU, puts a ReLU after each transposed
+convolution and on its output, and initialises from truncated normals: the preset
+``stemnet-exact`` does all of it (``stemnet`` is the plain reading of its text). The compact
+U-Net (002) upsamples by nearest-neighbour + 2x2 convolution + ReLU where ``compact-unet`` has a
+2x2 transposed convolution + ReLU (the same parameters) and ends with one more 3x3 convolution to
+two channels. Simplifications against the seeds (the config has no field for them): the Keras
+pancreas U-Net (001) drops out after every pooling (0.25 at the first, 0.5 after) and
 after every concatenation, where this preset drops out (0.5) after the bottleneck only.
 """
 

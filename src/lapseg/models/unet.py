@@ -9,6 +9,7 @@ each side and the skip connections are centre-cropped to the decoder's size.
 from __future__ import annotations
 
 import copy
+import math
 import operator
 from typing import Any
 
@@ -69,12 +70,28 @@ class UNet(nn.Module):
             "padding": c.padding,
             "norm": c.norm,
             "dropout": every,
+            "dropout_before_bias": c.dropout_before_bias,
         }
         self.encoder = nn.ModuleList(
-            ConvStack(c.in_channels if i == 0 else c.features(i - 1), c.features(i), **conv_kw)
+            ConvStack(
+                c.in_channels if i == 0 else c.features(i - 1),
+                c.features(i),
+                **conv_kw,
+                linear_last=c.linear_last if c.depth == 0 else 0,  # just before the output
+            )
             for i in range(c.depth + 1)
         )
         self.pool = nn.MaxPool2d(2)
+        # seed 001's Keras placement: dropout/2 after the first pooling, dropout after the others
+        # and after every concatenation
+        keras = c.dropout_where == "pool_concat" and c.dropout > 0
+        self.pool_drop = nn.ModuleList(
+            nn.Dropout(c.dropout * (0.5 if i == 0 else 1.0)) if keras else nn.Identity()
+            for i in range(c.depth)
+        )
+        self.concat_drop = nn.ModuleList(
+            nn.Dropout(c.dropout) if keras else nn.Identity() for _ in range(c.depth)
+        )
         use_bottleneck_drop = c.dropout > 0 and c.dropout_where == "bottleneck"
         self.bottleneck_drop: nn.Module = (
             nn.Dropout(c.dropout) if use_bottleneck_drop else nn.Identity()
@@ -87,12 +104,20 @@ class UNet(nn.Module):
                 Upsample(c.features(i + 1), f, mode=c.upsampling, kernel_size=c.up_kernel_size)
             )
             f_in = 2 * f if c.skip_connections else f
-            self.decoder.append(ConvStack(f_in, f, **conv_kw))
+            self.decoder.append(
+                ConvStack(f_in, f, **conv_kw, linear_last=c.linear_last if i == 0 else 0)
+            )
         self.head = nn.Conv2d(c.features(0), c.outputs, 1)
         self._init_weights()
+        for up in self.up:  # learned upsampling starts as bilinear interpolation, whatever init
+            if isinstance(up, Upsample):
+                up.reset_bilinear()
 
     def _init_weights(self) -> None:
         if self.config.init == "default":
+            return
+        if self.config.init == "stemnet":
+            self._init_stemnet()
             return
         for module in self.modules():
             if isinstance(module, nn.Conv2d | nn.ConvTranspose2d):
@@ -102,6 +127,26 @@ class UNet(nn.Module):
                     nn.init.xavier_uniform_(module.weight)
                 if module.bias is not None:
                     nn.init.zeros_(module.bias)
+
+    def _init_stemnet(self) -> None:
+        """StemNet's TensorFlow initialisation (see ``UNetConfig.init``)."""
+        k2 = self.config.kernel_size**2
+
+        def init(conv: nn.Conv2d | nn.ConvTranspose2d, std: float, *biases: Any) -> None:
+            nn.init.trunc_normal_(conv.weight, std=std, a=-2 * std, b=2 * std)
+            for bias in (conv.bias, *biases):
+                if bias is not None:
+                    nn.init.constant_(bias, 0.1)
+
+        for stacks, down in ((self.encoder, True), (self.decoder, False)):
+            for unit in stacks.modules():
+                if isinstance(unit, ConvNormAct):  # encoder: output features; decoder: input
+                    n = unit.conv.out_channels if down else unit.conv.in_channels
+                    init(unit.conv, math.sqrt(2 / (k2 * n)), unit.bias)
+        for module in self.up.modules():
+            if isinstance(module, nn.Conv2d | nn.ConvTranspose2d):
+                init(module, math.sqrt(2 / (k2 * module.in_channels)))
+        init(self.head, 0.1)
 
     @property
     def size_multiple(self) -> int:
@@ -171,19 +216,29 @@ class UNet(nn.Module):
         if any(_valid_sizes(self.config, s) is None for s in size):
             raise LapsegInputError(self._size_message(size))
         skips: list[torch.Tensor] = []
+        where: list[torch.Tensor | None] = []  # max-pooling indices (max_unpool only)
         for i, stack in enumerate(self.encoder):
             if i > 0:
-                x = self.pool(x)
+                if self.config.upsampling == "max_unpool":
+                    x, indices = nn.functional.max_pool2d(x, 2, return_indices=True)
+                    where.append(indices)
+                else:
+                    x = self.pool(x)
+                    where.append(None)
+                x = self.pool_drop[i - 1](x)
             x = stack(x)
             skips.append(x)
         x = self.bottleneck_drop(skips.pop())
-        for up, stack in zip(self.up, self.decoder, strict=True):
-            x = up(x)
+        for j, (up, stack) in enumerate(zip(self.up, self.decoder, strict=True)):
+            x = up(x, where.pop())
+            if self.config.up_activation:
+                x = torch.relu(x)
             skip = skips.pop()
             if self.config.skip_connections:
                 x = torch.cat([center_crop(skip, (x.shape[-2], x.shape[-1])), x], dim=1)
-            x = stack(x)
-        return self.head(x)
+            x = stack(self.concat_drop[j](x))
+        x = self.head(x)
+        return torch.relu(x) if self.config.head_activation == "relu" else x
 
 
 def fuse_batchnorm(model: nn.Module) -> nn.Module:

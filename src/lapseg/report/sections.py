@@ -46,6 +46,7 @@ __all__ = [
     "ranking_tables",
     "read_csv",
     "read_json",
+    "with_context",
 ]
 
 RANKED = 5
@@ -277,8 +278,33 @@ def feature_maps_view(run_dir: Path, image_path: Path) -> FeatureMapsView:
     model = loaded.model
     if not isinstance(model, UNet):
         raise LapsegInputError(f"feature maps need a lapseg UNet, got {type(model).__name__}")
-    image = apply_normalization(read_image(image_path).array, loaded.stats).astype(np.float32)
+    frame = read_image(image_path).array
+    image = apply_normalization(
+        with_context(frame, model.config.in_channels, path=image_path), loaded.stats
+    ).astype(np.float32)
     crop = crop_to_valid(model, image, max_size=256)
     maps = capture_feature_maps(model, crop)
-    uri = plot_uri(lambda p: save_feature_maps(maps, p, image=crop.mean(axis=0)))
+    shown = crop[: frame.shape[0]].mean(axis=0)  # the frame itself, not its replicas
+    uri = plot_uri(lambda p: save_feature_maps(maps, p, image=shown))
     return FeatureMapsView(image_path.name, (crop.shape[-2], crop.shape[-1]), uri)
+
+
+def with_context(frame: np.ndarray, in_channels: int, *, path: Path | None = None) -> np.ndarray:
+    """``frame`` ``(C, Y, X)`` as the input of a model with temporal context: a single image
+    has no neighbours, so it stands for all ``2k + 1`` frames (edge frames replicated, as at a
+    sequence end; StemNet's Network5 predicts single frames so). Unchanged when the channels
+    already match.
+
+    Raises
+    ------
+    LapsegInputError
+        If ``in_channels`` is not a multiple of the frame's channels.
+    """
+    channels = frame.shape[0]
+    if channels == in_channels:
+        return frame
+    if in_channels % channels:
+        raise LapsegInputError(
+            f"the model takes {in_channels} channel(s), the image has {channels}", path=path
+        )
+    return np.concatenate([frame] * (in_channels // channels), axis=0)

@@ -1,10 +1,12 @@
-"""The seed-000 experiment: compare runs (Network1 vs Network5) on the same held-out frames.
+"""Compare runs (e.g. one frame vs five frames of context) on the same held-out frames.
 
 :func:`compare_runs` scores each run's best model on the same annotated time-lapse frames with
-000's Table 3 measures (pooled over all pixels of all frames): error rate, F1, false white,
-white-pixel accuracy, plus IoU (:func:`lapseg.metrics.pixel.binary_metrics`).
-:func:`format_comparison` prints them as a table and :func:`save_compared_curves` draws every
-run's learning curves (``history.csv``) on one figure.
+StemNet's Table 3 measures, computed per frame with its evaluation code's rules and averaged
+over the frames (:func:`lapseg.metrics.pixel.stemnet_measures`): error rate (percent), F1,
+false white, white-pixel accuracy, then precision, recall and accuracy; plus the IoU pooled over
+all pixels. :func:`format_comparison` prints them as a table and :func:`save_compared_curves`
+draws every run's learning curves (``history.csv``) on one figure, by default the per-epoch
+validation curves of those measures.
 """
 
 from __future__ import annotations
@@ -22,12 +24,27 @@ from lapseg.data.masks import mask_to_target
 from lapseg.errors import LapsegInputError
 from lapseg.inference.predict import load_model, model_mask
 from lapseg.inference.sequences import SequencePredictor
-from lapseg.io.files import write_text
+from lapseg.io.files import write_csv, write_text
 from lapseg.io.sequences import discover_sequences, read_frame_mask
-from lapseg.metrics.pixel import MetricAccumulator
+from lapseg.metrics.pixel import STEMNET_KEYS, MetricAccumulator
 
-TABLE3_KEYS: tuple[str, ...] = ("error_rate", "f1", "false_white", "white_pixel_accuracy", "iou")
-"""000's Table 3 measures (plus IoU), in the order printed."""
+TABLE3_KEYS: tuple[str, ...] = (*STEMNET_KEYS[:7], "iou")
+"""Table 3's measures, precision, recall, accuracy (per frame, averaged) and the pooled IoU."""
+
+CURVE_KEYS: tuple[str, ...] = (
+    "train_loss",
+    "val_loss",
+    "val_accuracy",
+    "val_precision",
+    "val_recall",
+    "val_white_pixel_accuracy",
+    "val_false_white",
+    "val_f1",
+    "val_error_rate",
+)
+"""History columns :func:`compare_configs` draws: loss, then the validation measures per epoch."""
+
+_LABELS = {"error_rate": "error_rate (%)", "iou": "iou (pooled)"}
 
 
 def evaluation_names(run_dirs: Sequence[Path], subset: str = "test") -> list[str]:
@@ -73,7 +90,7 @@ def evaluate_run(
     Returns
     -------
     metrics : dict
-        :data:`TABLE3_KEYS` (and every other key of ``binary_metrics``) plus ``n_frames``.
+        :data:`TABLE3_KEYS`, ``false_white_pixels`` (per frame, averaged) and ``n_frames``.
     """
     loaded = load_model(run_dir, device=device)
     config = loaded.config
@@ -98,7 +115,8 @@ def evaluate_run(
             accumulator.update(truth > 0, pred)
     if len(accumulator) == 0:
         raise LapsegInputError("no annotated frame to evaluate on", path=data_root)
-    metrics = dict(accumulator.pooled())
+    metrics: dict[str, float] = dict(accumulator.stemnet_means())
+    metrics["iou"] = float(accumulator.pooled()["iou"])
     metrics["n_frames"] = len(accumulator)
     return metrics
 
@@ -134,7 +152,7 @@ def format_comparison(rows: Sequence[Mapping[str, Any]]) -> str:
         for row in rows:
             value = row[key]
             cells.append(f"{value:.6f}" if key == "false_white" else f"{value:.4g}")
-        lines.append(f"| {key} | " + " | ".join(cells) + " |")
+        lines.append(f"| {_LABELS.get(key, key)} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -148,9 +166,10 @@ def save_compared_curves(
     run_dirs: Sequence[str | Path],
     path: str | Path,
     *,
-    keys: Sequence[str] = ("train_loss", "val_dice"),
+    keys: Sequence[str] = CURVE_KEYS,
 ) -> Path:
-    """Learning curves of several runs on one figure: a panel per key, a line per run."""
+    """Learning curves of several runs on one figure: a panel per key (up to three in a row), a
+    line per run; keys no run recorded are left out."""
     from matplotlib.figure import Figure
 
     from lapseg.report.plots import _save_figure
@@ -161,9 +180,18 @@ def save_compared_curves(
         if not csv_path.is_file():
             raise LapsegInputError("run folder has no history.csv", path=run)
         histories.append((Path(run).name, _read_history(csv_path)))
-    fig = Figure(figsize=(5.0 * len(keys), 4.0))
+    keys = [
+        k
+        for k in keys
+        if any(np.isfinite(row.get(k, np.nan)) for _, history in histories for row in history)
+    ]
+    if not keys:
+        raise LapsegInputError("the runs' history.csv files hold none of the curves to draw")
+    columns = min(len(keys), 3)
+    rows = -(-len(keys) // columns)
+    fig = Figure(figsize=(5.0 * columns, 4.0 * rows))
     for index, key in enumerate(keys, start=1):
-        ax = fig.add_subplot(1, len(keys), index)
+        ax = fig.add_subplot(rows, columns, index)
         for name, history in histories:
             x = [row.get("epoch", i + 1) for i, row in enumerate(history)]
             y = [row.get(key, np.nan) for row in history]
@@ -186,7 +214,8 @@ def compare_configs(
     log: Callable[[str], None] = lambda _: None,
 ) -> str:
     """Train each configuration (same seeds, split and budget) into ``out_dir/<name>``, score
-    all of them on the same held-out frames and write ``comparison.md`` and ``curves.png``.
+    all of them on the same held-out frames and write ``comparison.md``, ``comparison.csv`` (a
+    row per run) and ``curves.png``.
 
     Returns the comparison table (Markdown).
     """
@@ -197,7 +226,9 @@ def compare_configs(
     for name, config in configs.items():
         log(f"training {name}")
         runs.append(fit(config, data_root, out_dir / name, progress=progress).run_dir)
-    table = format_comparison(compare_runs(runs, data_root))
+    rows = compare_runs(runs, data_root)
+    table = format_comparison(rows)
     save_compared_curves(runs, out_dir / "curves.png")
     write_text(out_dir / "comparison.md", table + "\n")
+    write_csv(out_dir / "comparison.csv", rows)
     return table

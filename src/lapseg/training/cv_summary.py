@@ -65,9 +65,14 @@ def summarize_folds(rows: Sequence[Mapping[str, Any]]) -> tuple[dict[str, float]
 
 
 def format_cv_markdown(
-    rows: Sequence[Mapping[str, Any]], mean: Mapping[str, float], std: Mapping[str, float]
+    rows: Sequence[Mapping[str, Any]],
+    mean: Mapping[str, float],
+    std: Mapping[str, float],
+    *,
+    tested_on: str = "the fold's held-out images",
 ) -> str:
-    """Seed-004-style table: one column per fold plus mean and std, one row per quantity."""
+    """Seed-004-style table: one column per fold plus mean and std, one row per quantity;
+    ``tested_on`` says in the note below it which images the test metrics average over."""
     labels = {
         "best_val_loss": "Lowest validation loss",
         "best_val_loss_epoch": "Lowest loss epoch",
@@ -90,7 +95,7 @@ def format_cv_markdown(
         )
         lines.append("| " + " | ".join([label, *cells, *extra]) + " |")
     note = (
-        "\nTest metrics are computed per image and averaged over the fold's held-out images; "
+        f"\nTest metrics are computed per image and averaged over {tested_on}; "
         "Mean and Std (ddof=1) are taken across folds.\n"
     )
     return "\n".join(lines) + "\n" + note

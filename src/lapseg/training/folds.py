@@ -1,9 +1,12 @@
 """K-fold assignment for cross-validation: which samples each fold trains, validates and tests on.
 
 Pure functions of sample names (no files, no training): :func:`make_folds` splits the samples
-(or whole groups of them, e.g. the frames of one time-lapse sequence) into ``k`` folds with a
-seeded validation subset per fold; :func:`groups_from_pattern` derives the groups from the names.
-:mod:`lapseg.training.cv` runs one training per fold.
+(or whole groups of them) into ``k`` folds with a seeded validation subset per fold;
+:func:`groups_from_pattern` derives the groups from the names; :func:`make_timelapse_folds`
+splits the annotated frames of time-lapse sequences by sequence or by contiguous time blocks
+with ``gap`` unused frames between subsets; :func:`holdout_as_validation` turns folds into seed
+004's protocol (the held-out fold validates, an external set tests). :mod:`lapseg.training.cv`
+runs one training per fold.
 """
 
 from __future__ import annotations
@@ -17,7 +20,16 @@ from sklearn.model_selection import GroupKFold, KFold
 from lapseg.errors import LapsegInputError
 from lapseg.io.discovery import natural_sort_key
 
-__all__ = ["groups_from_pattern", "make_folds"]
+__all__ = [
+    "FOLD_MODES",
+    "groups_from_pattern",
+    "holdout_as_validation",
+    "make_folds",
+    "make_timelapse_folds",
+]
+
+FOLD_MODES: tuple[str, ...] = ("sequence", "time_blocks")
+"""How time-lapse frames are assigned to folds: whole sequences, or contiguous time blocks."""
 
 
 def _pick_validation(
@@ -137,3 +149,163 @@ def groups_from_pattern(names: Sequence[str], pattern: str) -> dict[str, str]:
             raise LapsegInputError(f"sample {name!r} does not match the group pattern {pattern!r}")
         groups[name] = match.group(1)
     return groups
+
+
+def holdout_as_validation(folds: Sequence[Mapping[str, list[str]]]) -> list[dict[str, list[str]]]:
+    """Seed 004's protocol: each fold's held-out part becomes its validation set.
+
+    ``folds`` made with ``val_fraction=0`` (train = the other folds, test = the held-out fold)
+    become ``{"train": other folds, "val": held-out fold, "test": []}``; the test images are
+    then an external set shared by every fold (``lapseg cv --test-data``).
+    """
+    out = []
+    for fold in folds:
+        if fold.get("val"):
+            raise ValueError("holdout_as_validation needs folds made with val_fraction=0")
+        out.append({"train": list(fold["train"]), "val": list(fold["test"]), "test": []})
+    return out
+
+
+Frame = tuple[int, str]
+"""An annotated frame: its index ``t`` in the sequence and its sample name."""
+
+
+def _val_block(
+    before: list[Frame], after: list[Frame], count: int, gap: int
+) -> tuple[list[Frame], list[Frame]]:
+    """``count`` contiguous validation frames next to the test block, on its longer side
+    (``before`` / ``after``: the frames left on each side once the test gap is removed), and
+    the training frames at least ``gap`` frames away from them. Returns (train, val)."""
+    count = min(count, max(len(before), len(after)))
+    if count <= 0:
+        return before + after, []
+    if len(after) > len(before):  # the first frames after the test block
+        val = after[:count]
+        end = val[-1][0]
+        return before + [f for f in after[count:] if f[0] > end + gap], val
+    val = before[-count:]
+    start = val[0][0]
+    return [f for f in before[:-count] if f[0] < start - gap] + after, val
+
+
+def _time_block_folds(
+    frames: Mapping[str, Sequence[Frame]], n_folds: int, *, gap: int, val_fraction: float
+) -> list[dict[str, list[str]]]:
+    """Every sequence's annotated frames cut into ``n_folds`` contiguous blocks; fold ``i``
+    tests block ``i`` of every sequence (see :func:`make_timelapse_folds`)."""
+    longest = max(len(f) for f in frames.values())
+    if n_folds > longest:
+        raise LapsegInputError(
+            f"cannot make {n_folds} time-block folds: the longest sequence has {longest} "
+            "annotated frame(s); use fewer folds"
+        )
+    ordered = {name: sorted(f) for name, f in frames.items()}
+    blocks = {name: np.array_split(np.arange(len(f)), n_folds) for name, f in ordered.items()}
+    folds = []
+    for i in range(n_folds):
+        test: list[Frame] = []
+        sides: dict[str, tuple[list[Frame], list[Frame]]] = {}
+        for name, entries in ordered.items():
+            block = [entries[j] for j in blocks[name][i]]
+            test.extend(block)
+            if block:
+                first, last = block[0][0], block[-1][0]
+                before = [f for f in entries if f[0] < first - gap]
+                after = [f for f in entries if f[0] > last + gap]
+            else:  # a short sequence without frames in this fold's test block
+                before, after = list(entries), []
+            sides[name] = (before, after)
+        counts = {name: round(val_fraction * (len(b) + len(a))) for name, (b, a) in sides.items()}
+        if val_fraction > 0 and not any(counts.values()):  # at least one validation frame
+            counts[max(sides, key=lambda n: len(sides[n][0]) + len(sides[n][1]))] = 1
+        train: list[Frame] = []
+        val: list[Frame] = []
+        for name, (before, after) in sides.items():
+            kept, held = _val_block(before, after, counts[name], gap)
+            train.extend(kept)
+            val.extend(held)
+        if not train or (val_fraction > 0 and not val):
+            raise LapsegInputError(
+                f"time-block fold {i} leaves no frame for training or validation once "
+                f"temporal.gap={gap} frames are left out around its test block: annotate more "
+                "frames, use fewer folds, or lower temporal.gap / data.val_fraction"
+            )
+        folds.append({"train": train, "val": val, "test": test})
+    return [{key: [name for _, name in subset] for key, subset in f.items()} for f in folds]
+
+
+def make_timelapse_folds(
+    frames: Mapping[str, Sequence[Frame]],
+    n_folds: int,
+    *,
+    mode: str,
+    gap: int,
+    seed: int = 0,
+    val_fraction: float = 0.2,
+) -> list[dict[str, list[str]]]:
+    """Leak-free k-fold assignment of the annotated frames of time-lapse sequences.
+
+    Parameters
+    ----------
+    frames : mapping of str to sequence of (int, str)
+        For every sequence, its annotated frames as ``(t, sample_name)``.
+    n_folds : int
+        Number of folds ``k >= 2``.
+    mode : {"sequence", "time_blocks"}
+        ``"sequence"``: whole sequences per fold (:func:`make_folds` with groups; needs at least
+        ``k`` sequences); validation takes whole sequences of the rest, or, when only one is
+        left, a time block of it. ``"time_blocks"``: each sequence's annotated frames are cut
+        into ``k`` contiguous blocks (a single movie) and fold ``i`` tests block ``i``; frames
+        closer than ``gap + 1`` to the test block are used by no subset, and the validation
+        block sits next to the test block on its longer side, ``gap`` frames from training.
+    gap : int
+        Unused frames between frames of different subsets (``temporal.gap``); it must be at
+        least the temporal context, so no test input contains a training frame.
+    seed : int, optional
+        Seeds the sequence assignment (time blocks are not random).
+    val_fraction : float, optional
+        Share of each fold's non-test frames held out for validation.
+
+    Returns
+    -------
+    list of dict
+        ``k`` splits ``{"train", "val", "test"}`` of sample names; the test parts partition the
+        annotated frames, and every split passes
+        :func:`lapseg.data.timelapse.check_split_leak_free` with ``gap``.
+    """
+    if mode not in FOLD_MODES:
+        raise LapsegInputError(f"time-lapse fold mode {mode!r} is not one of {FOLD_MODES}")
+    if isinstance(n_folds, bool) or not isinstance(n_folds, int) or n_folds < 2:
+        raise LapsegInputError(f"the number of folds must be an integer >= 2, got {n_folds!r}")
+    if not 0.0 <= val_fraction < 1.0:
+        raise LapsegInputError(f"val_fraction must be in [0, 1), got {val_fraction}")
+    frames = {name: list(f) for name, f in frames.items() if f}
+    if not frames:
+        raise LapsegInputError("no annotated frame to make folds from")
+    if mode == "time_blocks":
+        folds = _time_block_folds(frames, n_folds, gap=gap, val_fraction=val_fraction)
+    else:
+        groups = {sample: name for name, f in frames.items() for _, sample in f}
+        folds = make_folds(list(groups), n_folds, groups=groups, seed=seed, val_fraction=0.0)
+        for k, fold in enumerate(folds):
+            rest = fold["train"]
+            left = sorted({groups[n] for n in rest}, key=natural_sort_key)
+            if val_fraction <= 0:
+                continue
+            if len(left) >= 2:
+                rng = np.random.default_rng([seed, k])
+                val = _pick_validation(rest, groups, val_fraction, rng)
+                fold["train"] = [n for n in rest if n not in val]
+                fold["val"] = [n for n in rest if n in val]
+                continue
+            entries = sorted(frames[left[0]])
+            count = max(1, round(val_fraction * len(entries)))
+            kept, held = _val_block(entries, [], count, gap)
+            if not kept:
+                raise LapsegInputError(
+                    f"fold {k}: sequence {left[0]!r} is too short for a validation block and "
+                    f"temporal.gap={gap}; use fewer folds or data.val_fraction=0"
+                )
+            fold["train"] = [name for _, name in kept]
+            fold["val"] = [name for _, name in held]
+    return [{key: sorted(v, key=natural_sort_key) for key, v in f.items()} for f in folds]

@@ -10,9 +10,10 @@ predict`` would (original resolution, the stored post-processing), and ``lapseg 
     test/predictions/  masks/, probabilities/ (and labels/) as written by lapseg predict
     test/evaluation/   per_image.csv, summary.json (and instances_*.csv/json)
 
-and the run report shows these metrics and overlays. Time-lapse test frames need their
-neighbours to be predicted; for them the log says how to evaluate with ``lapseg predict`` on the
-movie and ``lapseg evaluate``.
+and the run report shows these metrics and overlays. Time-lapse test frames are predicted with
+their temporal context (:func:`lapseg.training.cv_evaluate.evaluate_test_images`) and scored
+with pixel measures (``test/evaluation/per_frame.csv``, ``summary.json``, ``test/overlays/``);
+instance measures of a movie come from ``lapseg predict`` on it and ``lapseg evaluate``.
 """
 
 from __future__ import annotations
@@ -25,13 +26,17 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from lapseg.config import LapsegConfig
 from lapseg.data.sources import discover_dataset
 from lapseg.data.split import read_split
 from lapseg.inference.predict import load_model, predict_files
 from lapseg.io.discovery import SamplePaths
-from lapseg.io.files import write_json
+from lapseg.io.files import write_csv, write_json
 from lapseg.metrics.evaluate import evaluate_folders
 from lapseg.metrics.evaluate_instances import evaluate_instance_folders
+from lapseg.training.cv_evaluate import evaluate_test_images
 
 __all__ = ["HELD_OUT_FOLDER", "evaluate_held_out"]
 
@@ -62,6 +67,28 @@ def _stage(samples: list[SamplePaths], folder: Path) -> tuple[Path, Path]:
     return images, truth
 
 
+def _held_out_frames(
+    run_dir: Path, data_root: str | Path, config: LapsegConfig, names: list[str]
+) -> dict[str, Any]:
+    """Time-lapse test frames, predicted with their temporal context: pixel measures."""
+    folder = run_dir / HELD_OUT_FOLDER
+    rows = evaluate_test_images(run_dir, names, data_root, config, overlay_dir=folder / "overlays")
+    write_csv(folder / "evaluation" / "per_frame.csv", rows, float_format=".4f")
+    summary: dict[str, Any] = {"n_images": len(rows)}
+    for key in ("dice", "iou", "recall", "precision"):
+        values = [float(r[key]) for r in rows if key in r]
+        summary[key] = float(np.mean(values)) if values else math.nan
+    write_json(folder / "evaluation" / "summary.json", summary)
+    log.info(
+        "held-out test frames (%d, with their temporal context): mean dice %.4f, iou %.4f; "
+        "instance measures: lapseg predict on the movie, then lapseg evaluate --instances",
+        len(rows),
+        summary["dice"],
+        summary["iou"],
+    )
+    return summary
+
+
 def evaluate_held_out(
     run_dir: str | Path, data_root: str | Path, *, device: str = "auto"
 ) -> dict[str, Any] | None:
@@ -88,12 +115,7 @@ def evaluate_held_out(
     loaded = load_model(run_dir, device=device)
     config, sources = discover_dataset(loaded.config, data_root)
     if sources.is_timelapse:
-        log.info(
-            "%d held-out test frame(s) of time-lapse data: evaluate them with `lapseg predict` on "
-            "the movie and `lapseg evaluate` on its frames (frames need their neighbours)",
-            len(test_names),
-        )
-        return None
+        return _held_out_frames(run_dir, data_root, config, test_names)
     by_name = {s.name: s for s in sources.samples}
     samples = [by_name[name] for name in test_names if name in by_name]
     folder = run_dir / HELD_OUT_FOLDER

@@ -20,13 +20,16 @@ def train_one_epoch(
     precision: torch.dtype | None = None,
     scaler: torch.amp.GradScaler | None = None,
     use_pixel_weights: bool = False,
+    keep_probability: float = 1.0,
     on_batch: Callable[[float], bool] | None = None,
 ) -> dict[str, float]:
     """Train ``model`` for one pass over ``loader``; returns ``{"train_loss": mean loss}``.
 
     ``precision`` autocasts the forward pass (:func:`lapseg.device.mixed_precision`); the loss
-    is computed in float32. ``scaler`` scales float16 gradients (CUDA). ``on_batch(loss)`` is
-    called after every step (progress bar, time budget); returning ``False`` ends the epoch.
+    is computed in float32. ``scaler`` scales float16 gradients (CUDA). ``keep_probability``
+    < 1: a random loss mask, each target pixel kept with that probability (``valid_mask`` of
+    the loss, drawn from torch's generator). ``on_batch(loss)`` is called after every step
+    (progress bar, time budget); returning ``False`` ends the epoch.
     """
     model.train()
     total, count = 0.0, 0
@@ -36,10 +39,13 @@ def train_one_epoch(
             image = image.contiguous(memory_format=torch.channels_last)
         target = batch["target"].to(device, non_blocking=True)
         weights = batch["weights"].to(device, non_blocking=True) if use_pixel_weights else None
+        keep = None
+        if keep_probability < 1.0:
+            keep = torch.rand(target.shape, device=target.device) < keep_probability
         optimizer.zero_grad(set_to_none=True)
         with autocast_context(device, precision):
             logits = model(image)
-        loss = loss_fn(logits.float(), target, pixel_weights=weights)
+        loss = loss_fn(logits.float(), target, pixel_weights=weights, valid_mask=keep)
         if scaler is not None:
             scaler.scale(loss).backward()
             scaler.step(optimizer)

@@ -24,7 +24,9 @@ def lr_factor(epoch: int, config: TrainConfig, *, budget_fraction: float | None 
     - "exponential": ``decay_rate ** (epoch / decay_epochs)`` (000's exponential decay;
       TensorFlow's ``exponential_decay`` with ``staircase=False``).
     - "piecewise": with k = number of ``milestones`` <= epoch, ``milestone_factors[k - 1]``
-      (002's table) or ``gamma ** k`` when no factors are given (a step schedule).
+      (002's table) or ``gamma ** k`` when no factors are given (a step schedule);
+      ``milestone_fractions`` place the milestones at ``round(fraction * epochs)`` or at that
+      fraction of the time budget, whichever comes first.
     - "cosine": half cosine from 1 to 0.01 over the epochs (``TrainConfig.max_epochs``) or the
       time budget, whichever ends first.
     - "plateau": 1 (the plateau reduction is applied on top, see :class:`PlateauState`).
@@ -33,7 +35,7 @@ def lr_factor(epoch: int, config: TrainConfig, *, budget_fraction: float | None 
     if config.schedule == "exponential":
         factor = config.decay_rate ** (epoch / config.decay_epochs)
     elif config.schedule == "piecewise":
-        passed = sum(1 for m in config.milestones if epoch >= m)
+        passed = _passed_milestones(epoch, config, budget_fraction)
         if config.milestone_factors:
             factor = config.milestone_factors[passed - 1] if passed else 1.0
         else:
@@ -49,6 +51,18 @@ def lr_factor(epoch: int, config: TrainConfig, *, budget_fraction: float | None 
     if config.warmup_epochs > 0 and epoch < config.warmup_epochs:
         factor *= (epoch + 1) / (config.warmup_epochs + 1)
     return factor
+
+
+def _passed_milestones(epoch: int, config: TrainConfig, budget_fraction: float | None) -> int:
+    """How many piecewise milestones ``epoch`` (0-based) has reached."""
+    fractions = config.milestone_fractions
+    if not fractions:
+        return sum(1 for m in config.milestones if epoch >= m)
+    epochs = config.max_epochs
+    passed = 0 if epochs is None else sum(1 for f in fractions if epoch >= round(f * epochs))
+    if budget_fraction is not None:
+        passed = max(passed, sum(1 for f in fractions if budget_fraction >= f))
+    return passed
 
 
 @dataclass

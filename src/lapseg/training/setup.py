@@ -150,6 +150,7 @@ def setup_run(
     )
     class_weights = compute_class_weights(data.train, config)
     model = place_model(create_model(config.model), device)
+    grid = config.data.crop_or_pad or config.data.resize  # every sample's shape, unread
     dataset = PatchDataset(
         data.train,
         patch_size=train_cfg.patch_size,
@@ -158,6 +159,7 @@ def setup_run(
         augment=config.augment,
         seed=train_cfg.seed,
         output_margin=model.output_margin,
+        sample_shapes=None if grid is None else [grid] * len(data.train),
     )
     run = TrainingRun(
         config=config,

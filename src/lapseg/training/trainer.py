@@ -221,6 +221,7 @@ def _epoch(run: TrainingRun, bar: tqdm) -> dict[str, Any]:
             precision=run.precision,
             scaler=run.scaler,
             use_pixel_weights=run.config.loss.border_weights is True,
+            keep_probability=run.config.loss.keep_probability,
             on_batch=on_batch,
         )
     )

@@ -7,6 +7,10 @@ stays a small fraction of the training time. :func:`validate` predicts them and 
 - ``val_loss``: the training loss on the tiles;
 - ``val_dice`` / ``val_iou``: pooled over all pixels, of the foreground (cells) for binary and
   instance tasks (a 3-class model's interior + boundary), class-averaged for class maps;
+- for binary and instance tasks, the cell measures of StemNet's evaluation averaged over the
+  tiles (:func:`lapseg.metrics.pixel.stemnet_measures`: its rules for tiles without cells):
+  ``val_error_rate`` (percent), ``val_f1``, ``val_false_white``, ``val_white_pixel_accuracy``,
+  ``val_precision``, ``val_recall`` and ``val_accuracy``;
 - for instance tasks, the measures users publish, on the instance label images the run's
   post-processing makes: ``val_seg`` (CTC SEG), ``val_ap50`` (TP / (TP + FP + FN) at
   IoU > 0.5) and their mean ``val_seg_ap`` (the default model-selection measure).
@@ -32,9 +36,12 @@ from lapseg.inference.outputs import (
     probabilities_from_logits,
 )
 from lapseg.metrics.instance import aggregate_matches, aggregate_seg, match_instances, seg_measure
-from lapseg.metrics.pixel import MetricAccumulator
+from lapseg.metrics.pixel import STEMNET_KEYS, MetricAccumulator
 
-__all__ = ["MAX_PIXELS", "ValidationSet", "instance_scores", "validate"]
+__all__ = ["MAX_PIXELS", "PER_TILE_KEYS", "ValidationSet", "instance_scores", "validate"]
+
+PER_TILE_KEYS = STEMNET_KEYS[:7]
+"""StemNet's measures recorded as ``val_<key>`` (the pixel count ``false_white_pixels`` is not)."""
 
 MAX_PIXELS = 2_500_000
 """Pixels of validation tiles per epoch (about 1 s of bfloat16 prediction on 2 CPU cores)."""
@@ -172,6 +179,9 @@ def validate(
         "val_dice": float(pooled.get("dice", pooled.get("mean_f1", math.nan))),
         "val_iou": float(pooled.get("iou", pooled.get("mean_iou", math.nan))),
     }
+    if not semantic:
+        means = accumulator.stemnet_means()
+        row.update({f"val_{key}": means[key] for key in PER_TILE_KEYS})
     if config.data.task == "instances":
         row.update(
             {

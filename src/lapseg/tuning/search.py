@@ -1,19 +1,21 @@
-"""Hyperparameter search with Optuna: TPE sampling, per-epoch pruning, resumable SQLite studies.
+"""Hyperparameter search with Optuna: TPE or Gaussian-process sampling, per-epoch pruning,
+resumable SQLite studies.
 
-The search space is a YAML mapping from dotted configuration keys to distributions::
+The space and its options are read by :mod:`lapseg.tuning.space`. Every trial is a normal
+training run (``out_dir/trials/NNN``) whose per-epoch validation metric is reported to Optuna, so
+a Hyperband or median pruner can stop unpromising trials early (the BOHB-like scheme seed 004
+surveys); ``pruner="none"`` runs every trial to its end. The sampler is Optuna's TPE or its
+``GPSampler`` (Bayesian optimisation with a Gaussian-process surrogate, the method seed 004 used
+through the ``bayes_opt`` package; its first :data:`GP_STARTUP_TRIALS` trials are random).
+With ``SearchOptions.fold`` every trial trains on one fold's split of ``lapseg cv --test-data``
+(seed 004 searched on the split of its fourth model), written to ``out_dir/split.json``.
 
-    train.lr: {type: float, low: 1.0e-4, high: 1.0e-2, log: true}
-    train.batch_size: {type: int, low: 8, high: 16, step: 4}
-    train.optimizer: {type: categorical, choices: [adam, adamw]}
-
-Every trial is a normal training run (``out_dir/trials/NNN``) whose per-epoch validation metric
-is reported to Optuna, so a Hyperband or median pruner stops unpromising trials early (the
-BOHB-like scheme seed 004 surveys). The study lives in ``out_dir/study.db`` (SQLite) unless an
-RDB URL is given, so the same command resumes an interrupted search and several processes or
-machines can work on one study. A trial whose process was killed outright (SIGKILL, power loss)
-would stay RUNNING forever: the next search on the same machine marks it failed and tries its
-parameters again (:func:`retry_abandoned_trials`). Outputs: ``best_config.yaml`` (ready to
-train), ``trials.csv``, ``optimization_history.png`` and ``param_importances.png``.
+The study lives in ``out_dir/study.db`` (SQLite) unless an RDB URL is given, so the same command
+resumes an interrupted search and several processes or machines can work on one study. A trial
+whose process was killed outright (SIGKILL, power loss) would stay RUNNING forever: the next
+search on the same machine marks it failed and tries its parameters again
+(:func:`retry_abandoned_trials`). Outputs: ``best_config.yaml`` (ready to train), ``trials.csv``,
+``optimization_history.png`` and ``param_importances.png``.
 """
 
 from __future__ import annotations
@@ -28,14 +30,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lapseg.config import (
-    LapsegConfig,
-    config_from_dict,
-    config_to_dict,
-    dump_config,
-    read_yaml,
-    set_key,
-)
+from lapseg.config import LapsegConfig, dump_config
+from lapseg.data.split import write_split
 from lapseg.errors import LapsegInputError, optional_import
 from lapseg.io.files import write_text
 from lapseg.io.locks import process_running, this_host
@@ -44,176 +40,27 @@ from lapseg.tuning.reports import (
     plot_param_importances,
     write_trials_csv,
 )
-
-PARAM_TYPES = ("float", "int", "categorical")
-PRUNERS = ("hyperband", "median", "none")
-METRICS = ("val_dice", "val_iou", "val_loss", "train_loss")
-DIRECTIONS = ("maximize", "minimize")
+from lapseg.tuning.space import (
+    DIRECTIONS,
+    METRICS,
+    PARAM_TYPES,
+    PRUNERS,
+    SAMPLERS,
+    SearchOptions,
+    SearchParam,
+    apply_params,
+    check_space,
+    load_search_file,
+    load_search_space,
+    parse_search_space,
+    suggest,
+)
 
 log = logging.getLogger(__name__)
 
-
-@dataclass(frozen=True)
-class SearchParam:
-    """One searched configuration value.
-
-    key : dotted configuration key (``train.lr``, ``model.depth``, ``loss.params.alpha``).
-    kind : "float", "int" or "categorical".
-    low, high : bounds of numeric parameters (inclusive).
-    log : sample log-uniformly (numeric, ``low > 0``).
-    step : grid step of numeric parameters (None = continuous / 1 for integers).
-    choices : values of a categorical parameter (numbers, strings, booleans or null).
-    """
-
-    key: str
-    kind: str
-    low: float | None = None
-    high: float | None = None
-    log: bool = False
-    step: float | None = None
-    choices: tuple[Any, ...] = ()
-
-
-_ALLOWED = {
-    "float": {"type", "low", "high", "log", "step"},
-    "int": {"type", "low", "high", "log", "step"},
-    "categorical": {"type", "choices"},
-}
-
-
-def _number(value: Any, where: str, *, integer: bool) -> float:
-    if isinstance(value, str):  # YAML 1.1 reads 1e-4 (no dot) as a string
-        try:
-            value = float(value)
-        except ValueError:
-            raise LapsegInputError(f"{where}={value!r} must be a number") from None
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise LapsegInputError(f"{where}={value!r} must be a finite number")
-    if integer and float(value) != int(value):
-        raise LapsegInputError(f"{where}={value!r} must be an integer for type int")
-    return int(value) if integer else float(value)
-
-
-def parse_param(key: str, spec: Any) -> SearchParam:
-    """Validate one search-space entry (``key: {type: ..., ...}``)."""
-    if not isinstance(key, str) or len(key.split(".")) < 2 or not all(key.split(".")):
-        raise LapsegInputError(
-            f"search space key {key!r} must be a dotted config key such as train.lr"
-        )
-    if not isinstance(spec, dict):
-        raise LapsegInputError(f"search space entry {key!r} must be a mapping with a type")
-    kind = spec.get("type")
-    if kind not in PARAM_TYPES:
-        raise LapsegInputError(
-            f"search space {key}: type={kind!r} is not one of {', '.join(PARAM_TYPES)}"
-        )
-    unknown = sorted(set(spec) - _ALLOWED[kind])
-    if unknown:
-        raise LapsegInputError(
-            f"search space {key}: unknown field(s) {', '.join(unknown)} for type {kind}; "
-            f"valid: {', '.join(sorted(_ALLOWED[kind]))}"
-        )
-    if kind == "categorical":
-        choices = spec.get("choices")
-        if not isinstance(choices, list) or not choices:
-            raise LapsegInputError(f"search space {key}: choices must be a non-empty list")
-        for choice in choices:
-            if choice is not None and not isinstance(choice, bool | int | float | str):
-                raise LapsegInputError(
-                    f"search space {key}: choice {choice!r} must be a number, string, boolean "
-                    "or null (search lists through separate keys)"
-                )
-        if len({repr(c) for c in choices}) != len(choices):
-            raise LapsegInputError(f"search space {key}: choices has duplicates")
-        return SearchParam(key=key, kind=kind, choices=tuple(choices))
-    integer = kind == "int"
-    for name in ("low", "high"):
-        if name not in spec:
-            raise LapsegInputError(f"search space {key}: {name} is missing")
-    low = _number(spec["low"], f"search space {key}: low", integer=integer)
-    high = _number(spec["high"], f"search space {key}: high", integer=integer)
-    if low >= high:
-        raise LapsegInputError(f"search space {key}: low={low} must be below high={high}")
-    log = spec.get("log", False)
-    if not isinstance(log, bool):
-        raise LapsegInputError(f"search space {key}: log must be true or false")
-    if log and low <= 0:
-        raise LapsegInputError(f"search space {key}: log=true needs low > 0 (got {low})")
-    step = spec.get("step")
-    if step is not None:
-        step = _number(step, f"search space {key}: step", integer=integer)
-        if step <= 0:
-            raise LapsegInputError(f"search space {key}: step must be > 0")
-        if log:
-            raise LapsegInputError(f"search space {key}: use either log or step, not both")
-    return SearchParam(key=key, kind=kind, low=low, high=high, log=log, step=step)
-
-
-def parse_search_space(values: Mapping[str, Any]) -> list[SearchParam]:
-    """Validate a whole search space mapping (dotted keys -> distributions)."""
-    if not isinstance(values, Mapping) or not values:
-        raise LapsegInputError("the search space must be a non-empty mapping of dotted keys")
-    return [parse_param(key, spec) for key, spec in values.items()]
-
-
-def load_search_space(path: str | Path) -> list[SearchParam]:
-    """Read and validate a YAML search space file."""
-    try:
-        return parse_search_space(read_yaml(path))
-    except LapsegInputError as error:
-        if str(error).startswith(str(path)):
-            raise
-        raise LapsegInputError(str(error), path=path) from None
-
-
-def apply_params(config: LapsegConfig, params: Mapping[str, Any]) -> LapsegConfig:
-    """A copy of ``config`` with dotted ``params`` set (validated like ``--set`` overrides)."""
-    values = config_to_dict(config)
-    for key, value in params.items():
-        set_key(values, key.split("."), value, what=f"search space key {key!r}")
-    return config_from_dict(values)
-
-
-def _corners(space: Sequence[SearchParam]) -> list[dict[str, Any]]:
-    def value(p: SearchParam, end: int) -> Any:
-        if p.kind == "categorical":
-            return p.choices[end % len(p.choices)]
-        return p.low if end == 0 else p.high
-
-    return [{p.key: value(p, end) for p in space} for end in (0, 1)]
-
-
-def check_space(config: LapsegConfig, space: Sequence[SearchParam]) -> None:
-    """Apply the lowest and highest values of every parameter to ``config`` so an unknown key
-    or a value the configuration rejects fails before any training."""
-    for sample in _corners(space):
-        try:
-            apply_params(config, sample)
-        except LapsegInputError as error:
-            raise LapsegInputError(
-                f"search space does not fit the configuration: {error}"
-            ) from None
-    for p in space:  # categorical values one by one
-        for choice in p.choices:
-            try:
-                apply_params(config, {p.key: choice})
-            except LapsegInputError as error:
-                raise LapsegInputError(f"search space {p.key}: {error}") from None
-
-
-def suggest(trial: Any, param: SearchParam) -> Any:
-    """Draw ``param`` from an ``optuna.Trial``."""
-    if param.kind == "categorical":
-        return trial.suggest_categorical(param.key, list(param.choices))
-    if param.kind == "int":
-        return trial.suggest_int(
-            param.key,
-            int(param.low or 0),
-            int(param.high or 0),
-            step=int(param.step or 1),
-            log=param.log,
-        )
-    return trial.suggest_float(param.key, param.low, param.high, step=param.step, log=param.log)
+GP_STARTUP_TRIALS = 5
+"""Random trials before the Gaussian process guides the sampling: ``bayes_opt``'s default
+``init_points`` (seed 004's optimiser; its 5 + 25 default iterations are 004's 30)."""
 
 
 # --------------------------------------------------------------------------- the search
@@ -245,6 +92,22 @@ def _make_pruner(name: str) -> Any:
     return optuna.pruners.NopPruner()
 
 
+def make_sampler(name: str, seed: int) -> Any:
+    """Optuna's ``TPESampler`` (``"tpe"``) or ``GPSampler`` (``"gp"``), seeded."""
+    optuna = optional_import("optuna", extra="search", purpose="hyperparameter search")
+
+    if name == "gp":
+        if not hasattr(optuna.samplers, "GPSampler"):
+            raise LapsegInputError(
+                f"the installed Optuna {optuna.__version__} has no GPSampler (added in Optuna "
+                "3.6): upgrade Optuna or use sampler tpe"
+            )
+        return optuna.samplers.GPSampler(seed=seed, n_startup_trials=GP_STARTUP_TRIALS)
+    if name != "tpe":
+        raise LapsegInputError(f"sampler={name!r} is not one of {', '.join(SAMPLERS)}")
+    return optuna.samplers.TPESampler(seed=seed)
+
+
 def _objective_value(history: Sequence[Mapping[str, Any]], metric: str, maximize: bool) -> float:
     values = [float(r[metric]) for r in history if metric in r and math.isfinite(float(r[metric]))]
     if not values:
@@ -255,6 +118,27 @@ def _objective_value(history: Sequence[Mapping[str, Any]], metric: str, maximize
     return max(values) if maximize else min(values)
 
 
+def _with_fold_split(
+    config: LapsegConfig, data_root: str | Path, out_dir: Path, options: SearchOptions
+) -> LapsegConfig:
+    """The base configuration training on fold ``options.fold``'s split (unchanged without)."""
+    if options.fold is None:
+        return config
+    from lapseg.training.cv import validation_fold_split
+
+    split = validation_fold_split(config, data_root, options.folds, options.fold)
+    path = write_split(out_dir / "split.json", split)
+    log.info(
+        "every trial trains on fold %d of %d (%d training, %d validation samples): %s",
+        options.fold,
+        options.folds,
+        len(split["train"]),
+        len(split["val"]),
+        path,
+    )
+    return config.replace(data=config.data.replace(split_file=str(path)))
+
+
 def run_search(
     config: LapsegConfig,
     data_root: str | Path,
@@ -262,12 +146,7 @@ def run_search(
     out_dir: str | Path,
     *,
     n_trials: int,
-    storage: str | None = None,
-    study_name: str | None = None,
-    metric: str = "val_dice",
-    direction: str = "maximize",
-    pruner: str = "hyperband",
-    seed: int = 0,
+    options: SearchOptions | None = None,
     progress: bool = False,
 ) -> SearchResult:
     """Run ``n_trials`` more trials of a (new or resumed) Optuna study and write its reports.
@@ -277,23 +156,17 @@ def run_search(
     config : LapsegConfig
         Base configuration; each trial sets the searched keys on a copy.
     data_root : str or Path
-        Dataset of the training runs (their validation split gives the metric).
+        Dataset of the training runs (their validation split gives the metric); time-lapse
+        layouts are split without leaks as in training (by sequence, or by time blocks of a
+        single movie) or, with ``options.fold``, as ``lapseg cv`` folds them.
     space : sequence of SearchParam, or mapping
         The search space (a mapping is validated with :func:`parse_search_space`).
     out_dir : str or Path
         Output folder (``trials/NNN`` run folders, ``study.db`` and the reports).
     n_trials : int
         Trials to add in this call (an existing study keeps its earlier trials).
-    storage : str, optional
-        Optuna RDB URL; default ``sqlite:///<out_dir>/study.db``.
-    study_name : str, optional
-        Default ``"lapseg-search"``.
-    metric, direction : str, optional
-        Per-epoch history value to optimise (its best epoch is the trial's value) and
-        ``"maximize"`` / ``"minimize"``.
-    pruner : {"hyperband", "median", "none"}, optional
-    seed : int, optional
-        Seeds the TPE sampler (offset by the number of existing trials on resume).
+    options : SearchOptions, optional
+        Metric, direction, pruner, sampler, seed, fold split, storage and study name.
     progress : bool, optional
         Show each trial's training progress bar.
     """
@@ -301,21 +174,17 @@ def run_search(
 
     from lapseg.training.trainer import fit
 
+    options = options or SearchOptions()
     if isinstance(n_trials, bool) or not isinstance(n_trials, int) or n_trials < 1:
         raise LapsegInputError(f"the number of trials must be an integer >= 1, got {n_trials!r}")
-    for name, value, allowed in (
-        ("metric", metric, METRICS),
-        ("direction", direction, DIRECTIONS),
-        ("pruner", pruner, PRUNERS),
-    ):
-        if value not in allowed:
-            raise LapsegInputError(f"{name}={value!r} is not one of {', '.join(allowed)}")
     params = list(space) if not isinstance(space, Mapping) else parse_search_space(space)
     check_space(config, params)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    storage = storage or f"sqlite:///{(out_dir / 'study.db').resolve()}"
-    study_name = study_name or "lapseg-search"
+    config = _with_fold_split(config, data_root, out_dir, options)
+    storage = options.storage or f"sqlite:///{(out_dir / 'study.db').resolve()}"
+    study_name = options.study_name or "lapseg-search"
+    metric, direction = options.metric, options.direction
     maximize = direction == "maximize"
 
     study = optuna.create_study(
@@ -332,8 +201,8 @@ def run_search(
     study = optuna.load_study(
         study_name=study_name,
         storage=storage,
-        sampler=optuna.samplers.TPESampler(seed=seed + len(study.trials)),
-        pruner=_make_pruner(pruner),
+        sampler=make_sampler(options.sampler, options.seed + len(study.trials)),
+        pruner=_make_pruner(options.pruner),
     )
     retry_abandoned_trials(study)
 
@@ -436,11 +305,20 @@ def write_search_reports(
 
 
 __all__ = [
+    "DIRECTIONS",
+    "GP_STARTUP_TRIALS",
+    "METRICS",
+    "PARAM_TYPES",
+    "PRUNERS",
+    "SAMPLERS",
+    "SearchOptions",
     "SearchParam",
     "SearchResult",
     "apply_params",
     "check_space",
+    "load_search_file",
     "load_search_space",
+    "make_sampler",
     "parse_search_space",
     "retry_abandoned_trials",
     "run_search",
