@@ -117,12 +117,18 @@ def run_lapseg(protocol: Protocol, out: Path, minutes: float, extra: list[str]) 
             "--output",
             str(out / "pred"),
             "--no-progress",
+            "--per-frame",
         ],
         check=True,
     )
     predict_seconds = time.perf_counter() - started
     kind = "labels" if protocol.kind == "instances" else "masks"
-    predictions = {output_stem(p): read_mask(p) for p in discover_images(out / "pred" / kind)}
+    # still images: pred/<kind>/; a folder of tTTT.tif frames is a CTC movie: pred/<name>/frames/<kind>/
+    folders = [out / "pred" / kind] if (out / "pred" / kind).is_dir() else []
+    folders += sorted((out / "pred").glob(f"*/frames/{kind}"))
+    predictions = {
+        output_stem(p): read_mask(p) for folder in folders for p in discover_images(folder)
+    }
     run = json.loads((out / "run" / "run.json").read_text())
     history = (out / "run" / "history.csv").read_text().splitlines()
     train = yaml.safe_load((out / "run" / "config.yaml").read_text())["train"]

@@ -46,7 +46,10 @@ def _link(source: Path, target: Path) -> Path:
 
 
 def prepare_hela(out: Path) -> Protocol:
-    """DIC-HeLa: train on sequence 01 silver truth (84 frames), test on sequence 02 GT."""
+    """DIC-HeLa: train on sequence 01 silver truth (84 frames), test on sequence 02 GT.
+
+    The test folder holds every frame of sequence 02, so temporal context and tracking see the
+    real movie; only the 9 GT frames are scored."""
     root = SHARED / "ctc-DIC-C2DH-HeLa"
     train = out / "train"
     for frame in sorted((root / "01").glob("t*.tif")):
@@ -58,13 +61,18 @@ def prepare_hela(out: Path) -> Protocol:
         frame = gt.stem.removeprefix("man_seg")
         test_images.append(_link(root / "02" / f"t{frame}.tif", out / "test" / f"t{frame}.tif"))
         _link(gt, truth / f"t{frame}.tif")
+    for frame_file in sorted((root / "02").glob("t*.tif")):  # the whole movie: temporal context
+        _link(frame_file, out / "test" / frame_file.name)
     return Protocol(
         "hela", train, test_images, truth, "instances", ["data.layout=ctc", "temporal.truth=ST"]
     )
 
 
 def prepare_psc(out: Path) -> Protocol:
-    """PhC-C2DL-PSC seq 02: train on ST t150-174 and t190-250, test on the GT frame t182."""
+    """PhC-C2DL-PSC seq 02: train on ST t150-174 and t190-250, test on the GT frame t182.
+
+    The test folder holds the unannotated frames t175-189 too, so a model with temporal context
+    sees the real neighbours of t182 (the movie is predicted; only t182 is scored)."""
     root = SHARED / "ctc-PhC-C2DL-PSC-02"
     train = out / "train"
     for frame in sorted((root / "02").glob("t*.tif")):
@@ -73,6 +81,8 @@ def prepare_psc(out: Path) -> Protocol:
         name = f"man_seg{t:03d}.tif"
         _link(root / "02_ST" / "SEG" / name, train / "02_ST" / "SEG" / name)
     test = _link(root / "02" / "t182.tif", out / "test" / "t182.tif")
+    for t in range(175, 190):  # the held-out frames around t182: temporal context, not scored
+        _link(root / "02" / f"t{t:03d}.tif", out / "test" / f"t{t:03d}.tif")
     truth = out / "test_truth"
     _link(root / "02_GT" / "SEG" / "man_seg182.tif", truth / "t182.tif")
     return Protocol(

@@ -3,7 +3,7 @@
 :class:`LazyFrames` maps frame ``t`` of a :class:`~lapseg.io.sequences.SequenceSource` onto the
 model's grid (``data.crop_or_pad`` / ``data.resize``) with the sequence's temporal median removed
 when the model was trained so, reading frames lazily and keeping only the last few; training
-samples and predictions both use it, so memory does not grow with the number of frames.
+samples and predictions both use it, so the frames never have to fit in memory at once.
 """
 
 from __future__ import annotations

@@ -41,8 +41,9 @@ class PredictionSummary:
             lines.append(f"wrote {len(self.images)} image(s) ({kinds}) to {output_dir}")
         for movie in self.movies:
             tracks = "" if movie.n_tracks is None else f", {movie.n_tracks} track(s)"
+            source = f" (read as a {movie.source})" if movie.source else ""
             lines.append(
-                f"{movie.name}: {movie.n_frames} frame(s){tracks} -> "
+                f"{movie.name}{source}: {movie.n_frames} frame(s){tracks} -> "
                 + ", ".join(str(path) for path in movie.files.values())
             )
         return lines

@@ -17,7 +17,8 @@ movie ``NAME`` the output folder receives:
 
 Frames are read, predicted and written one at a time; a first pass stores labels in a raw
 scratch file and the per-frame object tables, tracking links the tables, and a second pass
-writes the final stacks, so memory does not grow with the number of frames. Every file appears
+writes the final stacks, so no stack is ever held in memory (only the object tables grow
+with the number of frames). Every file appears
 atomically when complete; the scratch folder is removed.
 """
 
@@ -80,6 +81,7 @@ class MovieResult:
     n_frames: int
     files: dict[str, Path] = field(default_factory=dict)
     n_tracks: int | None = None
+    source: str = ""
 
 
 class _ScratchFrames:
@@ -254,7 +256,7 @@ def predict_movie(
         for scratch_file in (masks, labels, probs):
             scratch_file.close()
         shutil.rmtree(scratch, ignore_errors=True)
-    return MovieResult(movie.name, movie.n_frames, files, n_tracks)
+    return MovieResult(movie.name, movie.n_frames, files, n_tracks, movie.description())
 
 
 def _checked(path: Path, inputs: set[Path]) -> Path:

@@ -17,8 +17,6 @@ half-written file.
 from __future__ import annotations
 
 import os
-import xml.etree.ElementTree as ET
-from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,27 +27,28 @@ from PIL import Image
 
 from lapseg.axes import AXES_VOCABULARY, to_cyx, validate_axes
 from lapseg.errors import LapsegInputError
-from lapseg.io.files import atomic_output
+from lapseg.io.image_writers import write_png, write_tiff, write_tiff_stack
+from lapseg.io.pixel_size import tiff_pixel_size
+
+__all__ = [  # the writers live in lapseg.io.image_writers, the pixel size in lapseg.io.pixel_size
+    "IMAGE_EXTENSIONS",
+    "TIFF_EXTENSIONS",
+    "ImageData",
+    "image_yx",
+    "is_image_file",
+    "memory_bytes",
+    "read_image",
+    "read_mask",
+    "tiff_pixel_size",
+    "write_png",
+    "write_tiff",
+    "write_tiff_stack",
+]
 
 IMAGE_EXTENSIONS: tuple[str, ...] = (".tif", ".tiff", ".png", ".jpg", ".jpeg", ".bmp")
 """Supported file extensions (compared case-insensitively)."""
 
 TIFF_EXTENSIONS: tuple[str, ...] = (".tif", ".tiff")
-
-# Length units of OME PhysicalSize*, as factors to micrometres.
-_UNIT_TO_MICROMETRE: dict[str, float] = {
-    "m": 1e6,
-    "cm": 1e4,
-    "mm": 1e3,
-    "µm": 1.0,
-    "μm": 1.0,  # Greek mu
-    "um": 1.0,
-    "micron": 1.0,
-    "microns": 1.0,
-    "nm": 1e-3,
-    "pm": 1e-6,
-    "Å": 1e-4,
-}
 
 
 @dataclass(frozen=True)
@@ -86,64 +85,6 @@ def _check_readable(path: Path) -> None:
             f"unsupported extension {path.suffix!r}; use one of {', '.join(IMAGE_EXTENSIONS)}",
             path=path,
         )
-
-
-def _to_micrometre(value: str | float, unit: str | None, path: Path) -> float:
-    size = float(value)
-    factor = _UNIT_TO_MICROMETRE.get(unit or "µm")
-    if factor is None:
-        raise LapsegInputError(f"unknown pixel size unit {unit!r} in OME metadata", path=path)
-    if not np.isfinite(size) or size <= 0:
-        raise LapsegInputError(f"invalid pixel size {value!r} in metadata", path=path)
-    return size * factor
-
-
-def _ome_pixel_size(xml_text: str, path: Path) -> tuple[float, float] | None:
-    try:
-        root = ET.fromstring(xml_text)
-    except ET.ParseError as exc:
-        raise LapsegInputError(f"corrupt OME metadata ({exc})", path=path) from exc
-    pixels = next((el for el in root.iter() if el.tag.rsplit("}", 1)[-1] == "Pixels"), None)
-    if pixels is None or "PhysicalSizeX" not in pixels.attrib:
-        return None
-    x = _to_micrometre(pixels.attrib["PhysicalSizeX"], pixels.get("PhysicalSizeXUnit"), path)
-    y_value = pixels.get("PhysicalSizeY", pixels.attrib["PhysicalSizeX"])
-    y = _to_micrometre(y_value, pixels.get("PhysicalSizeYUnit"), path)
-    return (y, x)
-
-
-def _resolution_pixel_size(tif: tifffile.TiffFile) -> tuple[float, float] | None:
-    """Pixel size from ImageJ's unit plus the TIFF resolution tags, micrometre units only."""
-    unit = (tif.imagej_metadata or {}).get("unit")
-    if not isinstance(unit, str) or unit.replace("\\u00B5", "µ") not in {
-        "micron",
-        "microns",
-        "um",
-        "µm",
-        "μm",
-    }:
-        return None
-    page = tif.pages.first
-    if not isinstance(page, tifffile.TiffPage):
-        return None
-    tags = page.tags
-    sizes = []
-    for name in ("YResolution", "XResolution"):
-        tag = tags.get(name)
-        if tag is None:
-            return None
-        numerator, denominator = tag.value
-        if numerator <= 0 or denominator <= 0:
-            return None
-        sizes.append(denominator / numerator)  # tags hold pixels per unit
-    return (sizes[0], sizes[1])
-
-
-def tiff_pixel_size(tif: tifffile.TiffFile, path: Path) -> tuple[float, float] | None:
-    """``(y, x)`` pixel size in micrometres of an open TIFF (OME or resolution tags), or None."""
-    if tif.is_ome:
-        return _ome_pixel_size(tif.ome_metadata or "", path)
-    return _resolution_pixel_size(tif)
 
 
 def memory_bytes() -> int | None:
@@ -410,143 +351,3 @@ def read_mask(path: str | Path) -> np.ndarray:
     if mask.max() > np.iinfo(np.int32).max:
         raise LapsegInputError(f"mask label {mask.max()} does not fit in int32", path=path)
     return mask.astype(np.int32)
-
-
-def _ome_metadata(
-    axes: str, pixel_size: tuple[float, float] | None, path: Path
-) -> dict[str, object]:
-    metadata: dict[str, object] = {"axes": axes}
-    if pixel_size is not None:
-        y, x = (float(v) for v in pixel_size)
-        if not (np.isfinite(y) and np.isfinite(x) and y > 0 and x > 0):
-            raise LapsegInputError(f"pixel size must be positive, got {pixel_size}", path=path)
-        metadata.update(
-            PhysicalSizeY=y, PhysicalSizeYUnit="µm", PhysicalSizeX=x, PhysicalSizeXUnit="µm"
-        )
-    return metadata
-
-
-def _check_tiff_path(path: Path) -> None:
-    if path.suffix.lower() not in TIFF_EXTENSIONS:
-        raise LapsegInputError("write_tiff needs a .tif or .tiff file name", path=path)
-
-
-def write_tiff(
-    path: str | Path,
-    array: np.ndarray,
-    *,
-    axes: str = "YX",
-    pixel_size: tuple[float, float] | None = None,
-    compression: str | None = "zlib",
-) -> Path:
-    """Write an array as an OME-TIFF that :func:`read_image` reads back with its axes.
-
-    Parameters
-    ----------
-    path : str or Path
-        Destination (``.tif`` or ``.tiff``).
-    array : ndarray
-        Data whose dimensions are named by ``axes``.
-    axes : str
-        Axis letters of ``array`` over ``"TZCYX"``. The data are stored in canonical order
-        (T, Z, C before Y, X) as OME requires; reading returns the same values.
-    pixel_size : tuple of float, optional
-        ``(y, x)`` in micrometres, stored as OME PhysicalSizeY/X.
-    compression : str or None
-        tifffile compression name (``"zlib"``, ``"lzw"``, ``"zstd"``, ...) or None.
-
-    Returns
-    -------
-    Path
-        ``path``.
-    """
-    path = Path(path)
-    _check_tiff_path(path)
-    axes = validate_axes(axes, ndim=np.ndim(array))
-    canonical = "".join(a for a in AXES_VOCABULARY if a in axes)
-    data = np.ascontiguousarray(np.transpose(np.asarray(array), [axes.index(a) for a in canonical]))
-    metadata = _ome_metadata(canonical, pixel_size, path)
-    with atomic_output(path) as tmp:
-        tifffile.imwrite(
-            tmp,
-            data,
-            ome=True,
-            photometric="minisblack",
-            metadata=metadata,
-            compression=compression,
-        )
-    return path
-
-
-def write_tiff_stack(
-    path: str | Path,
-    frames: Iterable[np.ndarray],
-    *,
-    shape: tuple[int, ...],
-    dtype: np.dtype | type,
-    axes: str,
-    pixel_size: tuple[float, float] | None = None,
-    compression: str | None = "zlib",
-) -> Path:
-    """Write a stack frame by frame as an OME-TIFF (a movie is never held in memory).
-
-    Parameters
-    ----------
-    path : str or Path
-        Destination (``.tif``), written atomically.
-    frames : iterable of ndarray
-        The stack's leading-axis slices in order (e.g. ``(Y, X)`` frames of a ``TYX`` stack).
-    shape, dtype
-        Shape and dtype of the whole stack.
-    axes : str
-        Axes of the stack in canonical order (``"TYX"``, ``"TCYX"``, ``"ZYX"``).
-    pixel_size, compression
-        As in :func:`write_tiff`.
-    """
-    path = Path(path)
-    _check_tiff_path(path)
-    axes = validate_axes(axes, ndim=len(shape))
-    metadata = _ome_metadata(axes, pixel_size, path)
-    planes = (plane for frame in frames for plane in np.reshape(frame, (-1, *shape[-2:])))
-    with atomic_output(path) as tmp, tifffile.TiffWriter(tmp, ome=True, bigtiff=True) as tif:
-        tif.write(
-            planes,  # tifffile writes (Y, X) pages
-            shape=shape,
-            dtype=dtype,
-            photometric="minisblack",
-            metadata=metadata,
-            compression=compression,
-        )
-    return path
-
-
-def write_png(path: str | Path, array: np.ndarray) -> Path:
-    """Write a uint8 or uint16 array as PNG, atomically.
-
-    Parameters
-    ----------
-    path : str or Path
-        Destination (``.png``).
-    array : (Y, X) or (Y, X, C) ndarray
-        uint8 or uint16; ``C`` is 3 (RGB) or 4 (RGBA).
-
-    Returns
-    -------
-    Path
-        ``path``.
-    """
-    path = Path(path)
-    array = np.asarray(array)
-    if path.suffix.lower() != ".png":
-        raise LapsegInputError("write_png needs a .png file name", path=path)
-    if array.dtype not in (np.uint8, np.uint16):
-        raise LapsegInputError(
-            f"PNG holds uint8 or uint16 only, got {array.dtype}; convert first", path=path
-        )
-    if not (array.ndim == 2 or (array.ndim == 3 and array.shape[-1] in (3, 4))):
-        raise LapsegInputError(
-            f"PNG needs shape (Y, X) or (Y, X, 3|4), got {array.shape}", path=path
-        )
-    with atomic_output(path) as tmp:
-        iio.imwrite(tmp, array)
-    return path

@@ -84,6 +84,25 @@ class Movie:
         """Number of frames (time points or slices)."""
         return len(self.frame_names)
 
+    def description(self) -> str:
+        """How the input was read as a movie, for the run's log (gaps in CTC time points named).
+
+        >>> Movie("01", ("t000", "t001", "t005"), frame_files=(Path("a"),) * 3, ctc=True).description()
+        'CTC sequence t000..t005; time points missing (tracks link across them): 2..4'
+        """
+        if self.stack is not None:
+            kind = "z-stack" if self.axis == "Z" else "movie"
+            return f"{kind} {self.stack.name} ({self.stack_axes})"
+        if not self.ctc:
+            return f"folder of {self.n_frames} frame files in natural order"
+        times = [int(name[1:]) for name in self.frame_names]
+        missing = sorted(set(range(times[0], times[-1] + 1)) - set(times))
+        text = f"CTC sequence {self.frame_names[0]}..{self.frame_names[-1]}"
+        if missing:
+            shown = _ranges(missing)
+            text += f"; time points missing (tracks link across them): {shown}"
+        return text
+
     def files(self) -> list[Path]:
         """Every input file of the movie (outputs must never overwrite them)."""
         return [self.stack] if self.stack is not None else list(self.frame_files)
@@ -246,6 +265,18 @@ def _stack_movies(path: Path, axes: str | None) -> list[Movie]:
         replace(movie, name=f"{movie.name}/z{z:0{max(2, len(str(depth - 1)))}d}", z_index=z)
         for z in range(depth)
     ]
+
+
+def _ranges(values: list[int]) -> str:
+    """``[2, 3, 4, 9]`` -> ``"2..4, 9"`` (at most 6 runs shown)."""
+    runs: list[list[int]] = []
+    for value in values:
+        if runs and value == runs[-1][1] + 1:
+            runs[-1][1] = value
+        else:
+            runs.append([value, value])
+    parts = [str(a) if a == b else f"{a}..{b}" for a, b in runs[:6]]
+    return ", ".join(parts) + (f" and {len(runs) - 6} more run(s)" if len(runs) > 6 else "")
 
 
 def _frames_movie(folder: Path, files: list[Path], *, ctc: bool, name: str | None = None) -> Movie:

@@ -10,7 +10,9 @@ Sections, each an element with a fixed id: ``#config`` (``config.yaml``), ``#dat
 (``run.json``), ``#curves`` (re-plotted from ``history.csv``, curriculum stages marked, else
 ``curves.png``), ``#metrics`` (``summary.json``; ``instances_summary.json`` when present),
 ``#boxplots``, ``#ranking`` (worst and best images by Dice), ``#overlays`` (input, ground truth,
-probability heat map, contours: truth yellow, prediction red) and ``#feature-maps``. A section
+probability heat map, contours: truth yellow, prediction red), ``#movies`` (evenly spaced
+frames of each predicted movie: cells in their track's colour, track tails;
+:mod:`lapseg.report.movies`) and ``#feature-maps``. A section
 whose inputs are missing is left out and listed under ``#omitted`` with the reason. Every metric
 value carries its exact JSON value in a ``data-value`` attribute.
 
@@ -33,7 +35,9 @@ import jinja2
 from lapseg.errors import LapsegInputError
 from lapseg.io.discovery import natural_sort_key
 from lapseg.io.files import write_text
+from lapseg.io.images import is_image_file
 from lapseg.report.embed import Gallery
+from lapseg.report.movies import movie_rows
 from lapseg.report.sections import (
     Table,
     boxplot_uri,
@@ -148,9 +152,9 @@ def build_report(
     pred_dir = default(predictions_dir, "predictions")
     images = images_by_stem(default(images_dir, "images") if images_dir is not None else None)
     truths = images_by_stem(default(truth_dir, "truth") if truth_dir is not None else None)
-    preds = images_by_stem(
-        pred_dir / "masks" if pred_dir and (pred_dir / "masks").is_dir() else pred_dir
-    )
+    still = pred_dir / "masks" if pred_dir and (pred_dir / "masks").is_dir() else pred_dir
+    # a predictions folder of movies only (NAME/labels.tif ...) has no still images
+    preds = images_by_stem(still) if still and any(map(is_image_file, still.iterdir())) else {}
     probs = images_by_stem(pred_dir / "probabilities" if pred_dir else None)
     gallery = Gallery()
     sections: list[_Section] = []
@@ -190,6 +194,9 @@ def build_report(
         overlay_rows(chosen, images, truths, preds, probs, gallery),
         "needs predictions and the input images (images_dir) with matching names",
     )
+    movies = movie_rows(pred_dir, images, gallery)
+    if movies is not None:  # still-image runs have no movie: not listed as missing either
+        add("movies", "Movies: frames with labels and tracks", movies, "")
     if feature_maps:
         maps = None
         if chosen and (run_dir / "best.pt").is_file():

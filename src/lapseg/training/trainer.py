@@ -2,10 +2,11 @@
 
 Read it top to bottom: :func:`fit` sets a run up (:func:`lapseg.training.setup.setup_run`),
 runs its epochs (:func:`_run_epochs`, one :func:`_epoch` each) and finishes it
-(:func:`_finish`: tune the post-processing or threshold on the validation split, write the
-summary). The run folder holds ``config.yaml`` (the resolved configuration), ``split.json``,
-``normalization.json``, ``best.pt`` / ``last.pt`` checkpoints, ``history.csv`` (a row per
-epoch), ``curves.png``, ``log.txt``, ``tensorboard/`` events and ``run.json`` (what was
+(:func:`_finish`: tune the post-processing or threshold on the validation split with
+:func:`lapseg.training.tune_after.tune_on_validation`, write the summary). The run folder holds
+``config.yaml`` (the resolved configuration), ``split.json``, ``normalization.json``,
+``best.pt`` / ``last.pt`` checkpoints, ``history.csv`` (a row per epoch), ``curves.png``,
+``log.txt``, ``tensorboard/`` events and ``run.json`` (what was
 decided and measured, environment, timings).
 """
 
@@ -15,7 +16,6 @@ import contextlib
 import logging
 import math
 import platform
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,23 +26,20 @@ import torch
 from tqdm.auto import tqdm
 
 from lapseg.config import LapsegConfig
-from lapseg.device import place_model
 from lapseg.errors import LapsegInputError
-from lapseg.inference.outputs import probabilities_from_logits, tune_threshold
 from lapseg.io.files import write_json
 from lapseg.io.locks import folder_lock
-from lapseg.models.checkpoint import load_checkpoint, save_checkpoint
-from lapseg.models.registry import create_model
+from lapseg.models.checkpoint import save_checkpoint
 from lapseg.report.plots import save_learning_curves
 from lapseg.training import distributed
 from lapseg.training.budget import TimeBudget, advance, budget_progress_bar
 from lapseg.training.history import write_history_csv
 from lapseg.training.loop import train_one_epoch
-from lapseg.training.postprocess_tuning import tune_postprocessing
 from lapseg.training.runlog import EPOCH_LOGGER, log_to_file
 from lapseg.training.schedules import lr_factor
 from lapseg.training.setup import TrainingRun, setup_run
-from lapseg.training.validation import predict_tiles, validate
+from lapseg.training.tune_after import tune_on_validation
+from lapseg.training.validation import validate
 
 EpochHook = Callable[[dict[str, Any]], None]
 
@@ -298,7 +295,7 @@ def _finish(run: TrainingRun, stopped_because: str) -> RunResult:
     if run.monitor.best_epoch < 0:  # no epoch recorded a finite value: the last state is best
         run.monitor.best_epoch = run.epoch
         save_checkpoint(run.run_dir / "best.pt", run.checkpoint(finished=False))
-    tuned = _tune_on_validation(run)
+    tuned = tune_on_validation(run)
     save_checkpoint(run.run_dir / "last.pt", run.checkpoint(finished=True))
     split = run.data.split
     best = run.monitor.best if run.monitor.best is not None else math.nan
@@ -344,58 +341,6 @@ def _result(run: TrainingRun, stopped_because: str) -> RunResult:
         monitor=run.monitor.name,
         stopped_because=stopped_because,
     )
-
-
-def _tune_on_validation(run: TrainingRun) -> dict[str, Any]:
-    """Tune the best model's post-processing (instance tasks) or threshold (binary models with
-    ``predict.threshold_method=tuned``) on the validation tiles; store it in ``best.pt``."""
-    config = run.config
-    instances = config.data.task == "instances" and config.postprocess.tune_for != "none"
-    threshold = config.predict.threshold_method == "tuned" and config.model.outputs == 1
-    if not (instances or threshold):
-        return {"threshold": config.predict.threshold}
-    if not len(run.validation):
-        if threshold:
-            raise LapsegInputError(
-                "predict.threshold_method=tuned needs a validation split (data.val_fraction > 0)"
-            )
-        log.warning("no validation split: the post-processing keeps its configured values")
-        return {"postprocess_tuning": "skipped: no validation split"}
-    best_path = run.run_dir / "best.pt"
-    checkpoint = load_checkpoint(best_path)
-    best_model = place_model(create_model(config.model), run.device)
-    best_model.load_state_dict(checkpoint["model_state"])
-    logits = predict_tiles(
-        best_model, run.validation, config, device=run.device, precision=run.precision
-    )
-    probabilities = [probabilities_from_logits(x).float().cpu().numpy() for x in logits]
-    if threshold:
-        value, _ = tune_threshold([p[0] for p in probabilities], run.validation.targets)
-        checkpoint["threshold"] = float(value)
-        save_checkpoint(best_path, checkpoint)
-        log.info("threshold tuned on the validation split: %.2f", value)
-        return {"threshold": float(value)}
-    limit = run.budget.limit_seconds
-    deadline = None if limit is None else time.perf_counter() + (limit - run.budget.used)
-    result = tune_postprocessing(
-        probabilities,
-        run.validation,
-        config.postprocess,
-        target=config.data.target,
-        object_area=run.object_area,
-        deadline=deadline,
-    )
-    checkpoint["config"]["postprocess"] = result.postprocess.to_dict()
-    save_checkpoint(best_path, checkpoint)
-    summary = result.summary()
-    log.info(
-        "post-processing tuned on the validation split for %s: %.4f (defaults %.4f), %s",
-        summary["measure"],
-        summary["value"],
-        summary["value_with_defaults"],
-        summary["changed_settings"] or "defaults kept",
-    )
-    return {"postprocess_tuning": summary}
 
 
 def _tensorboard_status(run: TrainingRun) -> str:
