@@ -36,7 +36,7 @@ from lapseg.data.tasks import resolve_task
 from lapseg.device import select_device
 from lapseg.errors import LapsegInputError, optional_import
 from lapseg.inference.engines import torch_predictor
-from lapseg.inference.predict import LoadedModel
+from lapseg.inference.loaded_model import LoadedModel
 
 __all__ = [
     "EXPORTED_SUFFIXES",

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +18,6 @@ from lapseg.config import (
     LapsegConfig,
     PredictConfig,
     config_from_dict,
-    override_prediction_settings,
 )
 from lapseg.data.channels import select_channels
 from lapseg.data.dataset import reshape_for_network
@@ -28,8 +26,10 @@ from lapseg.data.normalization import NormalizationStats, apply_normalization
 from lapseg.data.tasks import resolve_task
 from lapseg.device import mixed_precision, place_model, select_device
 from lapseg.errors import LapsegInputError
-from lapseg.inference.engines import Predictor, make_predictor, predict_logits
+from lapseg.inference.engines import make_predictor, predict_logits
+from lapseg.inference.exported import is_exported_model, load_exported_model
 from lapseg.inference.instances import instances_from_probabilities
+from lapseg.inference.loaded_model import LoadedModel
 from lapseg.inference.outputs import probabilities_from_logits, probabilities_to_mask
 from lapseg.io.discovery import output_stem
 from lapseg.io.images import read_image, write_tiff
@@ -38,34 +38,6 @@ from lapseg.models.registry import create_model
 from lapseg.models.unet import fuse_batchnorm
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class LoadedModel:
-    """A model ready for prediction, with the preprocessing it was trained with."""
-
-    model: torch.nn.Module
-    config: LapsegConfig
-    stats: NormalizationStats
-    threshold: float
-    path: Path
-    device: torch.device
-    predictor: Predictor
-    object_area: float | None = None
-
-    def with_predictor(self, predictor: Predictor) -> LoadedModel:
-        """The same model run by another predictor (e.g. test-time augmentation)."""
-        return replace(self, predictor=predictor)
-
-    def with_channels(self, channels: tuple[int, ...] | str | None) -> LoadedModel:
-        """The same model fed other channels of the image (``predict --channels``)."""
-        data = self.config.data.replace(channels=channels)
-        return replace(self, config=self.config.replace(data=data))
-
-    def with_overrides(self, overrides: list[str]) -> LoadedModel:
-        """The same model with ``predict.*`` / ``postprocess.*`` settings changed for this run
-        (``--set postprocess.min_size=50``); the stored model is not changed."""
-        return replace(self, config=override_prediction_settings(self.config, overrides))
 
 
 def load_model(
@@ -77,8 +49,6 @@ def load_model(
     written by ``lapseg export`` (``.onnx``, TorchScript ``.pt``) loads through
     :func:`lapseg.inference.exported.load_exported_model`; it runs on its own engine.
     """
-    from lapseg.inference.exported import is_exported_model, load_exported_model
-
     if is_exported_model(path):
         if engine is not None or amp:
             raise LapsegInputError(
