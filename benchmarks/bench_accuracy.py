@@ -94,33 +94,33 @@ def evaluate(protocol: Protocol, predictions: dict[str, np.ndarray]) -> dict[str
 # --------------------------------------------------------------------------- lapseg
 
 
-def run_lapseg(protocol: Protocol, out: Path, minutes: float, extra: list[str]) -> dict:
+LAPSEG = [sys.executable, "-m", "lapseg"]
+
+
+def run_lapseg(
+    protocol: Protocol, out: Path, minutes: float, extra: list[str], predict_args: list[str]
+) -> dict:
     """``lapseg train`` then ``lapseg predict``, as a user runs them."""
-    lapseg = [sys.executable, "-m", "lapseg"]
     overrides = [f"train.time_budget_minutes={minutes}", *protocol.options, *extra]
-    train = [*lapseg, "train", "--data", str(protocol.train), "--out", str(out / "run")]
+    train = [*LAPSEG, "train", "--data", str(protocol.train), "--out", str(out / "run")]
     for item in overrides:
         train += ["--set", item]
     started = time.perf_counter()
     subprocess.run([*train, "--no-progress"], check=True)
     train_seconds = time.perf_counter() - started
+    return {
+        **predict_lapseg(protocol, out / "run", out, predict_args),
+        "train_s": round(train_seconds, 1),
+    }
+
+
+def predict_lapseg(protocol: Protocol, model: Path, out: Path, predict_args: list[str]) -> dict:
+    """``lapseg predict`` with ``model`` on the protocol's test folder, scored."""
     test_dir = protocol.test_images[0].parent
     started = time.perf_counter()
-    subprocess.run(
-        [
-            *lapseg,
-            "predict",
-            "--model",
-            str(out / "run"),
-            "--input",
-            str(test_dir),
-            "--output",
-            str(out / "pred"),
-            "--no-progress",
-            "--per-frame",
-        ],
-        check=True,
-    )
+    predict = [*LAPSEG, "predict", "--model", str(model), "--input", str(test_dir)]
+    predict += ["--output", str(out / "pred"), "--no-progress", "--per-frame", *predict_args]
+    subprocess.run(predict, check=True)
     predict_seconds = time.perf_counter() - started
     kind = "labels" if protocol.kind == "instances" else "masks"
     # still images: pred/<kind>/; a folder of tTTT.tif frames is a CTC movie: pred/<name>/frames/<kind>/
@@ -129,15 +129,14 @@ def run_lapseg(protocol: Protocol, out: Path, minutes: float, extra: list[str]) 
     predictions = {
         output_stem(p): read_mask(p) for folder in folders for p in discover_images(folder)
     }
-    run = json.loads((out / "run" / "run.json").read_text())
-    history = (out / "run" / "history.csv").read_text().splitlines()
-    train = yaml.safe_load((out / "run" / "config.yaml").read_text())["train"]
+    run = json.loads((model / "run.json").read_text())
+    history = (model / "history.csv").read_text().splitlines()
+    train = yaml.safe_load((model / "config.yaml").read_text())["train"]
     steps_per_epoch = -(-int(train["patches_per_epoch"]) // int(train["batch_size"]))
     return {
         **evaluate(protocol, predictions),
         "epochs": run["epochs_completed"],
         "steps": run["epochs_completed"] * steps_per_epoch,
-        "train_s": round(train_seconds, 1),
         "predict_s": round(predict_seconds, 1),
         "history_rows": len(history) - 1,
     }
@@ -242,6 +241,18 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("runs/bench-accuracy"))
     parser.add_argument("--set", dest="overrides", action="append", default=[])
     parser.add_argument("--tag", default="", help="label of this lapseg variant in the results")
+    parser.add_argument(
+        "--predict-arg",
+        dest="predict_args",
+        action="append",
+        default=[],
+        help="extra argument for `lapseg predict` (repeat; e.g. --predict-arg=--tta)",
+    )
+    parser.add_argument(
+        "--reuse-model",
+        type=Path,
+        help="skip training: predict with this finished lapseg run folder (lapseg tools only)",
+    )
     args = parser.parse_args()
     if not SHARED.is_dir():
         raise SystemExit(f"{SHARED} not found: the protocols need ../shared/data")
@@ -252,8 +263,13 @@ def main() -> None:
     for tool in args.tools.split(","):
         name = f"lapseg{args.tag}" if tool == "lapseg" else tool
         folder = out / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
-        if tool == "lapseg":
-            results[name] = run_lapseg(protocol, folder, args.minutes, args.overrides)
+        if tool == "lapseg" and args.reuse_model is not None:
+            results[name] = predict_lapseg(protocol, args.reuse_model, folder, args.predict_args)
+            results[name]["reused_model"] = str(args.reuse_model)
+        elif tool == "lapseg":
+            results[name] = run_lapseg(
+                protocol, folder, args.minutes, args.overrides, args.predict_args
+            )
         else:
             results[name] = run_monai(protocol, folder, args.minutes)
         print(f"{args.protocol} {name}: {json.dumps(results[name])}", flush=True)
@@ -263,13 +279,19 @@ def main() -> None:
     print("| --- |" + " --- |" * (len(keys) + 2))
     for name, row in results.items():
         cells = " | ".join(f"{row[k]:.3f}" for k in keys)
-        print(f"| {name} | {cells} | {row['train_s']} | {row['predict_s']} |")
+        print(f"| {name} | {cells} | {row.get('train_s', '-')} | {row['predict_s']} |")
     record = out / "results.jsonl"
     with record.open("a", encoding="utf-8") as handle:
         for name, row in results.items():
             handle.write(
                 json.dumps(
-                    {"tool": name, "minutes": args.minutes, "overrides": args.overrides, **row}
+                    {
+                        "tool": name,
+                        "minutes": args.minutes,
+                        "overrides": args.overrides,
+                        "predict_args": args.predict_args,
+                        **row,
+                    }
                 )
                 + "\n"
             )

@@ -24,8 +24,9 @@ def test_movie_writer_gives_a_tyx_stack(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_measure_trains_and_predicts_every_frame(tmp_path: Path) -> None:
-    result = measure(n_frames=12, size=64, steps=16, workdir=tmp_path)
-    assert result["frames"] == 12 and result["peak_rss_mib"] > 0
+    result = measure(n_frames=12, size=64, steps=16, workdir=tmp_path, cache_mib=8)
+    assert result["frames"] == 12 and result["sample_cache_mib"] == 8
+    assert 0 < result["train_peak_rss_mib"] <= result["peak_rss_mib"]
     assert result["predict_s_per_frame"] > 0 and result["tracks"] >= 1
     labels = tifffile.imread(tmp_path / "pred" / "movie" / "labels.tif")
     assert labels.shape == (12, 64, 64)

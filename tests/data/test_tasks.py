@@ -7,7 +7,7 @@ import pytest
 from skimage.draw import disk
 
 from lapseg.config import load_config
-from lapseg.data.tasks import resolve_task, survey_masks
+from lapseg.data.tasks import border_convention, border_statistics, resolve_task, survey_masks
 from lapseg.errors import LapsegInputError
 
 
@@ -86,3 +86,61 @@ def test_explicit_settings_win_over_the_survey() -> None:
     assert stemnet.model.out_channels == 2  # the preset's softmax over 2 classes
     with pytest.raises(LapsegInputError, match="needs instance masks"):
         resolve_task(load_config(None, ["data.task=binary", "data.target=three_class"]), None)
+
+
+def scattered_cells(rng: np.random.Generator, *, keep_border: bool, n: int = 40) -> np.ndarray:
+    """``n`` discs of radius 6 at uniform positions overlapping a 128 x 128 field of view;
+    ``keep_border=False`` erases the ones touching the border (as some annotators do)."""
+    labels = np.zeros((128, 128), np.uint16)
+    for i in range(1, n + 1):
+        centre = rng.uniform(-5, 133, 2)
+        labels[disk(tuple(centre), 6, shape=labels.shape)] = i
+    if not keep_border:
+        edge = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
+        labels[np.isin(labels, edge[edge > 0])] = 0
+    return labels
+
+
+def test_expected_border_count_matches_simulation() -> None:
+    """The expected number of border objects equals the mean count of random placements."""
+    rng = np.random.default_rng(0)
+    observed = expected = 0.0
+    for _ in range(200):
+        mask = np.zeros((64, 80), np.uint8)
+        y0, x0 = rng.integers(-9, 64), rng.integers(-14, 80)  # every overlapping position
+        mask[max(y0, 0) : y0 + 10, max(x0, 0) : x0 + 15] = 1
+        _, touching, _ = border_statistics(mask)
+        observed += touching
+        # expected for the unclipped 10 x 15 box, as border_statistics computes it
+        expected += 1 - (64 - 10 - 1) / (64 + 10 - 1) * (80 - 15 - 1) / (80 + 15 - 1)
+    assert abs(observed - expected) / expected < 0.15
+
+
+def test_border_convention_is_read_off_the_masks() -> None:
+    rng = np.random.default_rng(1)
+    kept = survey_masks([scattered_cells(rng, keep_border=True) for _ in range(4)])
+    left_out = survey_masks([scattered_cells(rng, keep_border=False) for _ in range(4)])
+    assert left_out.border_objects == 0 and left_out.expected_border_objects > 20
+    assert kept.border_objects > 0.5 * kept.expected_border_objects
+    config, decision = resolve_task(load_config(), left_out)
+    assert config.postprocess.remove_border is True and decision.remove_border
+    assert "leave them out" in decision.summary()
+    config, decision = resolve_task(load_config(), kept)
+    assert config.postprocess.remove_border is False
+    assert "annotated and kept" in decision.border_reason
+    few = survey_masks([scattered_cells(rng, keep_border=False, n=5)])
+    assert border_convention(few) == (False, border_convention(few)[1])
+    assert "too few" in border_convention(few)[1]
+
+
+def test_explicit_remove_border_wins_and_binary_tasks_keep_border() -> None:
+    rng = np.random.default_rng(2)
+    left_out = survey_masks([scattered_cells(rng, keep_border=False) for _ in range(4)])
+    config, decision = resolve_task(
+        load_config(None, ["postprocess.remove_border=false"]), left_out
+    )
+    assert config.postprocess.remove_border is False and decision.border_reason == ""
+    binary, _ = resolve_task(load_config(None, ["data.task=binary"]), left_out)
+    assert binary.postprocess.remove_border is False
+    stored, decision = resolve_task(load_config(None, ["data.task=instances"]), None)
+    assert stored.postprocess.remove_border is False and "no instance masks" in decision.summary()

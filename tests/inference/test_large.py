@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -9,7 +10,7 @@ import pytest
 import tifffile
 
 from lapseg.cli import main
-from lapseg.inference.large import default_halo, reference_pixels
+from lapseg.inference.large import default_halo, predict_large_image, reference_pixels
 from lapseg.inference.predict import load_model, model_instances, predict_probabilities
 from lapseg.io.zarr import PlaneView, read_ome_zarr
 from lapseg.metrics.instance import match_instances
@@ -88,3 +89,28 @@ def test_predict_large_bad_input_is_one_line(
     assert main([*base, "--input", str(mosaic), "--output", str(tmp_path / "o"), "--t", "3"]) == 2
     assert "outside the image" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.slow
+def test_border_removal_is_not_applied_block_by_block(
+    trained: tuple[Path, Path], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Each block would drop the objects cut by its own edges: block-wise prediction keeps
+    border objects, and says so."""
+    run, mosaic = trained
+    loaded = load_model(run)
+    with caplog.at_level(logging.INFO, logger="lapseg"):
+        predict_large_image(
+            [loaded.with_postprocess(remove_border=True)],
+            mosaic,
+            tmp_path / "a.zarr",
+            block_size=128,
+        )
+    assert "objects touching the image border are kept" in caplog.text
+    predict_large_image([loaded], mosaic, tmp_path / "b.zarr", block_size=128)
+    stores = []
+    for name in ("a.zarr", "b.zarr"):
+        with read_ome_zarr(tmp_path / name / "labels" / "instances") as stored:
+            stores.append(np.asarray(stored.array[...]))
+    assert stores[0].max() > 10
+    np.testing.assert_array_equal(stores[0], stores[1])

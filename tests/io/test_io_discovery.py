@@ -12,8 +12,8 @@ from lapseg.io.discovery import (
     discover_images,
     discover_sample_folders,
     natural_sort_key,
-    read_sample_list,
 )
+from lapseg.io.sample_lists import read_sample_list
 
 SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 

@@ -93,3 +93,24 @@ def test_instance_scores_by_hand() -> None:
     assert scores["seg"] == pytest.approx((1.0 + 0.0) / 2)  # SEG needs > half of the reference
     assert scores["ap50"] == pytest.approx(1 / 3)  # TP 1, FP 1, FN 1
     assert scores["seg_ap"] == pytest.approx((0.5 + 1 / 3) / 2)
+
+
+def test_tiles_are_scored_without_border_removal_and_the_setting_is_kept() -> None:
+    """A validation tile's edges are not the image border: a model that drops border objects
+    is scored (and tuned) on every object of the tile, and keeps its setting."""
+    labels, prob = known_case()
+    shifted_labels = np.roll(labels, -10, axis=0)  # cells 1 and 2 now touch the top edge
+    shifted_prob = np.roll(prob, -10, axis=1)
+    tiles = ValidationSet(
+        images=[shifted_prob[:1]], targets=[shifted_labels > 0], instances=[shifted_labels]
+    )
+    base = PostprocessConfig(min_size=0, min_seed_size=0, tune_for="seg", remove_border=True)
+    result = tune_postprocessing(
+        [shifted_prob], tiles, base, target="three_class", object_area=None
+    )
+    assert result.value == pytest.approx(1.0)
+    assert result.postprocess.remove_border is True
+    dropped = instances_from_probabilities(
+        shifted_prob, result.postprocess.replace(interior_threshold=0.6)
+    )
+    assert dropped.max() == 1  # on a whole image the two border cells go

@@ -72,8 +72,11 @@ class PostprocessConfig(Section):
     """Interior components with fewer pixels seed nothing (3-class models)."""
     fill_holes: Bool = True
     """Fill background fully enclosed by one object with that object."""
-    remove_border: Bool = False
-    """Drop objects touching the image border."""
+    remove_border: Literal["auto"] | Bool = "auto"
+    """Drop objects touching the image border. ``auto``: decided at training from the
+    instance masks — on when they leave border objects out (fewer than 15 % of the expected
+    number touch the border), off otherwise; the decision is logged and stored with the model
+    (``lapseg.data.tasks.border_convention``)."""
     watershed: Bool = False
     """Binary models: split touching cells by a distance-transform watershed instead of plain
     connected components."""

@@ -158,6 +158,11 @@ class TrainConfig(Section):
     with AVX512-BF16/AMX (about 2x faster training); false = float32 everywhere."""
     num_workers: Int = Field(0, ge=0)
     """DataLoader worker processes."""
+    sample_cache_mib: Int = Field(1024, ge=0)
+    """Memory (MiB) for prepared training samples (padded image, target, weight map) kept
+    between patches, least recently used dropped first. A long movie's training touches more
+    distinct frames, so memory grows with it up to this bound; lower it on small machines
+    (each patch then re-reads and re-prepares its frame more often)."""
     time_budget_minutes: Positive | None = None
     """Wall-clock budget of the whole ``lapseg train`` run (reading data, training, tuning the
     post-processing): training stops early enough to finish within it."""

@@ -189,7 +189,8 @@ class RunData:
 
 
 DEFAULT_CACHE_BYTES = 1 << 30
-"""Memory for prepared samples kept by :class:`PatchDataset` (least recently used dropped)."""
+"""Memory for prepared samples kept by :class:`PatchDataset` (least recently used dropped);
+``train.sample_cache_mib`` sets it for a run."""
 
 
 class PatchDataset(torch.utils.data.Dataset):
@@ -292,9 +293,9 @@ class PatchDataset(torch.utils.data.Dataset):
         s = self.samples[which]
         padded = _Padded(
             image=self._with_context(s.image),
-            target=self._with_context(s.target),
+            target=self._with_context(_compact_classes(s.target)),
             weights=None if s.weights is None else self._with_context(s.weights),
-            origins=pad_to_at_least(s.target, self.output_size, mode="reflect")[0],
+            origins=pad_to_at_least(s.target != 0, self.output_size, mode="reflect")[0],
         )
         self._cache[which] = padded
         self._cached_bytes += padded.nbytes
@@ -351,6 +352,18 @@ class PatchDataset(torch.utils.data.Dataset):
         }
 
 
+def _compact_classes(target: np.ndarray) -> np.ndarray:
+    """``target`` as uint8 when its class indices fit (8x less cache than int64; patches are
+    handed to the loss as int64).
+
+    >>> _compact_classes(np.array([[0, 2]], np.int64)).dtype, _compact_classes(np.array([300])).dtype
+    (dtype('uint8'), dtype('int64'))
+    """
+    if target.size and int(target.min()) >= 0 and int(target.max()) < 256:
+        return target.astype(np.uint8)
+    return target
+
+
 def tile_starts(n: int, size: int) -> list[int]:
     """Starts of the fewest ``size``-long tiles covering ``0 .. n`` (the last one ends at ``n``).
 
@@ -364,7 +377,9 @@ def tile_starts(n: int, size: int) -> list[int]:
 
 @dataclass(frozen=True)
 class _Padded:
-    """A sample prepared for patch drawing (see :meth:`PatchDataset._padded`)."""
+    """A sample prepared for patch drawing (see :meth:`PatchDataset._padded`): the target in
+    the smallest integer type that holds it, ``origins`` the (bool) foreground that patch
+    origins are drawn from."""
 
     image: np.ndarray
     target: np.ndarray

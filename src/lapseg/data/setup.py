@@ -127,7 +127,12 @@ def resolve_run_config(
     annotated samples or sequences); every decision is logged."""
     config, sources = discover_dataset(config, data_root)
     automatic = config.data.task == "auto" and config.data.mask_kind == "auto"
-    survey = survey_masks(dataset_masks(sources, _SURVEYED_MASKS)) if automatic else None
+    border_rule = config.postprocess.remove_border == "auto" and config.data.task in (
+        "auto",
+        "instances",
+    )  # the survey also reads whether border objects are annotated
+    surveyed = automatic or border_rule
+    survey = survey_masks(dataset_masks(sources, _SURVEYED_MASKS)) if surveyed else None
     config, task = resolve_task(config, survey)
     for note in sources.notes:
         log.info(note)

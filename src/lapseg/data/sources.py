@@ -24,10 +24,10 @@ from lapseg.io.discovery import (
     SamplePaths,
     discover_folder_pairs,
     discover_sample_folders,
-    read_sample_list,
 )
 from lapseg.io.images import read_mask
 from lapseg.io.layouts import detect_layout
+from lapseg.io.sample_lists import read_sample_list
 from lapseg.io.sequences import (
     SEQUENCE_LAYOUTS,
     SequenceSource,

@@ -115,7 +115,7 @@ def _postprocess_text(facts: PackageFacts) -> str:
         f"Objects under {min_size} px are removed (`min_size`, raised to "
         f"`min_size_fraction` x the median training object area, {area})"
         + ("; holes are filled" if post.fill_holes else "")
-        + ("; objects touching the border are dropped." if post.remove_border else "."),
+        + ("; objects touching the border are dropped." if post.remove_border is True else "."),
         "",
         "| setting | value |",
         "| --- | --- |",

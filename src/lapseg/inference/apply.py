@@ -18,8 +18,8 @@ from lapseg.config import PredictConfig
 from lapseg.errors import LapsegInputError
 from lapseg.inference.movies import MovieOutputs, MovieResult, check_movie, predict_movie
 from lapseg.inference.predict import LoadedModel, predict_files
-from lapseg.io.discovery import discover_prediction_inputs
 from lapseg.io.movies import Movie, discover_movies
+from lapseg.io.sample_lists import discover_prediction_inputs
 
 __all__ = ["PredictionInputs", "PredictionSummary", "find_inputs", "predict_path"]
 

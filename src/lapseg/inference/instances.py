@@ -292,6 +292,8 @@ def instances_from_probabilities(
         ``K == 1`` (sigmoid foreground) or ``K == 2`` (softmax background / foreground):
         :func:`instances_from_binary` on the foreground channel.
     config : PostprocessConfig
+        ``remove_border: auto`` (not yet decided by training, see
+        :func:`lapseg.data.tasks.border_convention`) keeps border objects.
     threshold : float, optional
         Foreground threshold of binary models (the run's fixed, Otsu or tuned threshold).
     object_area : float, optional
@@ -310,7 +312,7 @@ def instances_from_probabilities(
     common: dict[str, Any] = {
         "min_size": min_size,
         "fill_holes": config.fill_holes,
-        "remove_border": config.remove_border,
+        "remove_border": config.remove_border is True,
     }
     if array.shape[0] == 3:
         return instances_from_three_class(

@@ -164,6 +164,14 @@ def predict_large_image(
         zoom, why = image_zoom(first, image.pixel_size, settings)
         if why:
             log.info("%s: %s", image_path, why)
+        if first.config.postprocess.remove_border is True:
+            # each block would drop the objects cut by its own edges
+            log.info(
+                "%s: objects touching the image border are kept (postprocess.remove_border "
+                "applies to whole images, not to block-wise prediction)",
+                image_path,
+            )
+            first = first.with_postprocess(remove_border=False)
         return predict_blocks(
             plane,
             output,

@@ -44,3 +44,8 @@ class LoadedModel:
         """The same model with ``predict.*`` / ``postprocess.*`` settings changed for this run
         (``--set postprocess.min_size=50``); the stored model is not changed."""
         return replace(self, config=override_prediction_settings(self.config, overrides))
+
+    def with_postprocess(self, **changes: object) -> LoadedModel:
+        """The same model with some ``postprocess`` settings changed (not stored)."""
+        postprocess = self.config.postprocess.replace(**changes)
+        return replace(self, config=self.config.replace(postprocess=postprocess))

@@ -18,6 +18,7 @@ in memory.
 from __future__ import annotations
 
 import itertools
+import mmap
 import re
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -125,10 +126,31 @@ class Movie:
         return FrameReader(self)
 
 
+def release_mapped_pages(array: np.ndarray) -> None:
+    """Let the OS drop the resident pages of a read-only memory-mapped ``array`` (or a view of
+    one) from this process; they are read from the file again when touched.
+
+    Reading a long memory-mapped movie frame by frame otherwise keeps every page read in the
+    process's resident memory (the 2,000-frame benchmark grew by the whole file, 262 MB). A
+    no-op for arrays that are not memory-mapped and where ``madvise`` is missing (Windows).
+    """
+    base: object = array
+    while isinstance(base, np.ndarray):
+        mapping = getattr(base, "_mmap", None)
+        if isinstance(mapping, mmap.mmap):
+            if hasattr(mapping, "madvise") and hasattr(mmap, "MADV_DONTNEED"):
+                mapping.madvise(mmap.MADV_DONTNEED)
+            return
+        base = base.base
+    if isinstance(base, mmap.mmap) and hasattr(base, "madvise") and hasattr(mmap, "MADV_DONTNEED"):
+        base.madvise(mmap.MADV_DONTNEED)
+
+
 class FrameReader:
     """Reads one movie's frames on demand as ``(C, Y, X)`` arrays in the stored dtype.
 
-    A stack is memory-mapped when its pixels are stored contiguously and uncompressed; a
+    A stack is memory-mapped when its pixels are stored contiguously and uncompressed (the
+    pages of each frame are released after it is copied, :func:`release_mapped_pages`); a
     compressed stack is read page by page (only the pages of the frame asked for).
     """
 
@@ -168,7 +190,8 @@ class FrameReader:
         if self._memmap is not None:
             volume = self._memmap
             z = movie.z_index or 0
-            array = volume[t, z] if movie.axis == "T" else volume[0, t]
+            array = np.array(volume[t, z] if movie.axis == "T" else volume[0, t])
+            release_mapped_pages(volume)
         else:
             array = self._read_pages(t)
         return ImageData(np.ascontiguousarray(array), movie.pixel_size, movie.stack)

@@ -159,6 +159,7 @@ def setup_run(
         augment=config.augment,
         seed=train_cfg.seed,
         output_margin=model.output_margin,
+        cache_bytes=train_cfg.sample_cache_mib << 20,
         sample_shapes=None if grid is None else [grid] * len(data.train),
     )
     run = TrainingRun(

@@ -200,10 +200,15 @@ def score_postprocessing(
     postprocess: PostprocessConfig,
     object_area: float | None,
 ) -> dict[str, float]:
-    """:func:`instance_scores` of the labels ``postprocess`` makes from ``probabilities``."""
+    """:func:`instance_scores` of the labels ``postprocess`` makes from ``probabilities``.
+
+    ``postprocess.remove_border`` is not applied: a tile's edges are not the image's border.
+    """
     truths = [t for t in tiles.instances if t is not None]
     if len(truths) != len(probabilities):
         raise ValueError("instance validation needs the instance labels of every tile")
+    if postprocess.remove_border is not False:
+        postprocess = postprocess.replace(remove_border=False)
     predictions = [
         instances_from_probabilities(prob, postprocess, object_area=object_area)
         for prob in probabilities
