@@ -203,3 +203,30 @@ def test_runs_with_different_splits_are_refused(two_runs):
     (runs[0] / "history.csv").unlink()
     with pytest.raises(LapsegInputError, match=r"no history\.csv"):
         save_compared_curves(runs, data / "x.png")
+
+
+def test_a_short_movie_for_a_median_background_model_is_flagged(
+    trained, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Training records the fewest frames its medians came from; prediction on a movie with
+    fewer than half as many says so (and a long enough movie says nothing)."""
+    data, _ = trained
+    from lapseg.data.setup import resolve_run_config
+
+    resolved, _, _ = resolve_run_config(
+        load_config(None, [*TINY, "temporal.background=median"]), data
+    )
+    assert resolved.temporal.median_frames == 5  # sequences of 6 and 5 frames
+    run = fake_run(tmp_path / "run", ["temporal.background=median", "temporal.median_frames=12"])
+    loaded = load_model(run)
+    (short,) = [s for s in discover_sequences(data, layout="sequences") if s.n_frames == 5]
+    with caplog.at_level("WARNING", logger="lapseg"):
+        SequencePredictor([loaded], short)
+    assert "comes from only 5 frame(s)" in caplog.text and "at least 12" in caplog.text
+    caplog.clear()
+    long_enough = fake_run(
+        tmp_path / "run2", ["temporal.background=median", "temporal.median_frames=10"]
+    )
+    with caplog.at_level("WARNING", logger="lapseg"):
+        SequencePredictor([load_model(long_enough)], short)
+    assert "comes from only" not in caplog.text

@@ -169,6 +169,11 @@ class TemporalConfig(Section):
     """At sequence ends, ``replicate`` the edge frame or ``reflect``."""
     background: BackgroundMode = "none"
     """``median`` subtracts each sequence's temporal median (per pixel) before normalisation."""
+    median_frames: Int | None = Field(None, ge=1)
+    """Set by training when ``background`` is ``median``: the fewest frames a training
+    sequence's median was taken over. Prediction warns when a movie's median would come from
+    fewer than half as many (cells that move little then stay in the median and are subtracted
+    with the background)."""
     truth: TruthSource = "GT+ST"
     """Cell Tracking Challenge annotations to train on: ``GT`` (gold, sparse), ``ST`` (silver,
     every frame) or ``GT+ST`` (gold where present, silver elsewhere)."""

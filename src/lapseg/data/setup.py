@@ -139,6 +139,9 @@ def resolve_run_config(
     log.info(task.summary())
     if not sources.is_timelapse and sources.samples:
         config = resolve_image_settings(config, sources.samples[0].image)
+    if sources.is_timelapse and sources.sequences and config.temporal.background == "median":
+        fewest = min(source.n_frames for source in sources.sequences)
+        config = config.replace(temporal=config.temporal.replace(median_frames=fewest))
     return config, sources, task
 
 

@@ -14,6 +14,7 @@ the temporal median is computed band by band.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -27,6 +28,8 @@ from lapseg.inference.predict import LoadedModel, predict_probabilities
 from lapseg.io.sequences import SequenceSource
 
 __all__ = ["SequencePredictor", "map_to_frame"]
+
+log = logging.getLogger(__name__)
 
 
 def _grid_key(config: LapsegConfig) -> tuple:
@@ -46,6 +49,24 @@ def map_to_frame(
     if data.resize is not None:
         return resize_to(prob, original_yx, order=1)
     return prob
+
+
+def _warn_short_median(config: LapsegConfig, source: SequenceSource) -> None:
+    """Say so when a median-background model sees a much shorter movie than it trained on."""
+    temporal = config.temporal
+    trained = temporal.median_frames
+    if temporal.background != "median" or trained is None or source.n_frames * 2 >= trained:
+        return
+    log.warning(
+        "%s: the background subtracted (the temporal median) comes from only %d frame(s), the "
+        "model's training medians from at least %d: cells that move little over %d frames stay "
+        "in the median and are subtracted with it. Predict the whole movie (measured on PSC: "
+        "15 frames SEG 0.53, the whole 161-frame movie 0.73)",
+        source.name,
+        source.n_frames,
+        trained,
+        source.n_frames,
+    )
 
 
 class SequencePredictor:
@@ -69,6 +90,7 @@ class SequencePredictor:
         self.predict = predict
         self._frames: dict[tuple, LazyFrames] = {}
         for loaded in self.models:
+            _warn_short_median(loaded.config, source)
             key = _grid_key(loaded.config)
             if key not in self._frames:
                 context = loaded.config.temporal.context

@@ -135,13 +135,9 @@ def release_mapped_pages(array: np.ndarray) -> None:
     no-op for arrays that are not memory-mapped and where ``madvise`` is missing (Windows).
     """
     base: object = array
-    while isinstance(base, np.ndarray):
+    while isinstance(base, np.ndarray):  # views lead to the memmap, the memmap to its mapping
         mapping = getattr(base, "_mmap", None)
-        if isinstance(mapping, mmap.mmap):
-            if hasattr(mapping, "madvise") and hasattr(mmap, "MADV_DONTNEED"):
-                mapping.madvise(mmap.MADV_DONTNEED)
-            return
-        base = base.base
+        base = mapping if isinstance(mapping, mmap.mmap) else base.base
     if isinstance(base, mmap.mmap) and hasattr(base, "madvise") and hasattr(mmap, "MADV_DONTNEED"):
         base.madvise(mmap.MADV_DONTNEED)
 
