@@ -53,7 +53,9 @@ def test_learns_separable_task() -> None:
     pairs = [_discs(s) for s in range(3)]
     images, targets = [p[0] for p in pairs], [p[1] for p in pairs]
     model = train_forest(images, targets, normalization=_stats(images), settings=FAST, rng=0)
-    assert model.classifier.class_weight == "balanced"
+    counts = model.info["class_pixel_counts"]  # balanced: weight n / (k * count) per class
+    weights = model.classifier.class_weight
+    assert weights == pytest.approx({c: 3 * 1500 / (2 * n) for c, n in enumerate(counts)})
     assert model.info["n_training_pixels"] == 3 * 1500
     test_image, test_target = _discs(99)
     prob = predict_forest(model, test_image, tile=32)
@@ -246,3 +248,36 @@ def test_bounded_memory_on_4096_image() -> None:
         tracemalloc.stop()
     assert prob.shape == (1, 4096, 4096)
     assert peak < 0.3 * whole_features, f"peak {peak / 1e6:.0f} MB"
+
+
+def test_forest_fitted_in_steps_equals_one_shot_fit(caplog: pytest.LogCaptureFixture) -> None:
+    """Progress comes from growing the forest a tenth at a time; the trees are the ones a single
+    fit grows (same seeds), so predictions are identical."""
+    from sklearn.ensemble import RandomForestClassifier
+
+    images, targets = zip(*(_discs(seed) for seed in range(3)), strict=True)
+    stats = _stats(list(images))
+    with caplog.at_level("INFO", logger="lapseg"):
+        model = train_forest(images, targets, normalization=stats, settings=FAST, rng=7)
+    assert "random forest: 10/10 trees" in caplog.text and "random forest: 1/10" in caplog.text
+    assert len(model.classifier.estimators_) == 10 and not model.classifier.warm_start
+    one_shot = RandomForestClassifier(**{**model.classifier.get_params(), "warm_start": False})
+    features = np.random.default_rng(0).normal(size=(200, model.classifier.n_features_in_))
+    x_train = np.random.default_rng(1).normal(size=(300, model.classifier.n_features_in_))
+    y_train = (x_train[:, 0] > 0).astype(int)
+    stepped = RandomForestClassifier(**{**model.classifier.get_params(), "warm_start": True})
+    for n in range(1, 11):
+        stepped.set_params(n_estimators=n).fit(x_train, y_train)
+    one_shot.fit(x_train, y_train)
+    np.testing.assert_array_equal(stepped.predict_proba(features), one_shot.predict_proba(features))
+
+
+def test_balanced_weights_equal_scikit_learns() -> None:
+    from sklearn.utils.class_weight import compute_class_weight
+
+    from lapseg.baseline.forest import _balanced_weights
+
+    classes = np.array([0, 0, 0, 1, 2, 2])
+    reference = compute_class_weight("balanced", classes=np.array([0, 1, 2]), y=classes)
+    weights = _balanced_weights(classes)
+    assert list(weights) == [0, 1, 2] and list(weights.values()) == pytest.approx(reference)

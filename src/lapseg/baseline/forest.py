@@ -13,6 +13,7 @@ threshold, training time).
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -44,6 +45,8 @@ __all__ = [
     "save_forest",
     "train_forest",
 ]
+
+log = logging.getLogger(__name__)
 
 FOREST_FILE = "forest.skops"
 META_FILE = "baseline.json"
@@ -149,6 +152,48 @@ def sample_pixels(
     return np.ascontiguousarray(features), target[rows, cols].astype(np.int64)
 
 
+def _balanced_weights(classes: np.ndarray) -> dict[int, float]:
+    """scikit-learn's ``class_weight="balanced"`` computed once (``n / (k * count)`` per class),
+    so the forest can grow in steps with the same weights."""
+    values, counts = np.unique(classes, return_counts=True)
+    return {
+        int(v): float(classes.size / (values.size * c)) for v, c in zip(values, counts, strict=True)
+    }
+
+
+def _fit_with_progress(
+    classifier: RandomForestClassifier, features: np.ndarray, classes: np.ndarray
+) -> None:
+    """Fit the forest a tenth of its trees at a time, logging progress with the time left.
+
+    With ``warm_start`` scikit-learn draws the new trees' seeds after the existing ones', so
+    the forest equals a one-shot fit (tested).
+    """
+    total = int(classifier.n_estimators)
+    step = max(1, total // 10)
+    log.info(
+        "random forest: %d trees on %d pixels x %d features",
+        total,
+        features.shape[0],
+        features.shape[1],
+    )
+    started = time.perf_counter()
+    classifier.set_params(warm_start=True)
+    for grown in range(step, total + step, step):
+        classifier.set_params(n_estimators=min(grown, total))
+        classifier.fit(features, classes)
+        done = int(classifier.n_estimators)
+        elapsed = time.perf_counter() - started
+        log.info(
+            "random forest: %d/%d trees (%.0f s, about %.0f s left)",
+            done,
+            total,
+            elapsed,
+            elapsed / done * (total - done),
+        )
+    classifier.set_params(warm_start=False)
+
+
 def train_forest(
     images: Sequence[np.ndarray],
     targets: Sequence[np.ndarray],
@@ -213,11 +258,11 @@ def train_forest(
         n_estimators=settings.n_estimators,
         max_depth=settings.max_depth,
         min_samples_leaf=settings.min_samples_leaf,
-        class_weight="balanced",
+        class_weight=_balanced_weights(classes),
         n_jobs=settings.n_jobs,
         random_state=int(rng.integers(2**31 - 1)),
     )
-    classifier.fit(features, classes)
+    _fit_with_progress(classifier, features, classes)
     info = {
         "training_seconds": round(time.perf_counter() - start, 3),
         "n_training_pixels": int(classes.size),

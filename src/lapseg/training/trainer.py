@@ -143,7 +143,7 @@ def _run_epochs(run: TrainingRun, *, progress: bool, on_epoch_end: EpochHook | N
             if patience is not None and run.monitor.best_epoch >= 0 and waited >= patience:
                 return f"early stopping ({patience} epochs without improvement)"
             if _out_of_time(run):
-                return f"time budget ({train_cfg.time_budget_minutes} min)"
+                return f"time budget ({train_cfg.time_budget_minutes:.3g} min)"
         return "epochs"
     except KeyboardInterrupt:
         if distributed.is_main():
