@@ -91,7 +91,9 @@ class MaskSurvey:
     expected_border_objects: float = 0.0
 
 
-def border_statistics(mask: np.ndarray) -> tuple[int, int, float]:
+def border_statistics(
+    mask: np.ndarray, boxes: list[tuple[slice, ...] | None] | None = None
+) -> tuple[int, int, float]:
     """Objects of one label image, how many touch its border, and how many would be expected to.
 
     An object whose bounding box is ``h x w`` in an ``H x W`` image, placed anywhere it
@@ -103,6 +105,8 @@ def border_statistics(mask: np.ndarray) -> tuple[int, int, float]:
     ----------
     mask : (Y, X) integer ndarray
         0 = background, objects labelled by positive values.
+    boxes : list, optional
+        ``scipy.ndimage.find_objects(mask)`` when the caller has it already.
 
     Returns
     -------
@@ -119,7 +123,9 @@ def border_statistics(mask: np.ndarray) -> tuple[int, int, float]:
     height, width = mask.shape
     n = touching = 0
     expected = 0.0
-    for box in ndimage.find_objects(np.asarray(mask, dtype=np.int64)):
+    if boxes is None:
+        boxes = ndimage.find_objects(np.asarray(mask, dtype=np.int64))
+    for box in boxes:
         if box is None:
             continue
         rows, cols = box
@@ -183,10 +189,10 @@ def survey_masks(masks: Iterable[np.ndarray]) -> MaskSurvey:
         binary &= (
             mask.dtype == np.bool_ or set(values.tolist()) <= {1} or set(values.tolist()) <= {255}
         )
-        objects, touching, expected = border_statistics(mask)
+        boxes = ndimage.find_objects(np.asarray(mask, dtype=np.int64))
+        objects, touching, expected = border_statistics(mask, boxes)
         n_objects, border_objects = n_objects + objects, border_objects + touching
         expected_border += expected
-        boxes = ndimage.find_objects(np.asarray(mask, dtype=np.int64))
         for value in values[:256]:  # a few hundred labels decide it; huge images stay cheap
             box = boxes[int(value) - 1]
             _, pieces = ndimage.label(mask[box] == value, structure=_EIGHT)
