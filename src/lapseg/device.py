@@ -40,11 +40,14 @@ ModuleT = TypeVar("ModuleT", bound=torch.nn.Module)
 
 
 def place_model(model: ModuleT, device: torch.device) -> ModuleT:
-    """``model`` on ``device``, in channels_last memory layout on CPU and CUDA (faster
-    convolutions there; MPS keeps the default layout)."""
+    """``model`` on ``device``, its 4D weights in channels_last memory layout on CPU and CUDA
+    (channels_last_3d for 5D ones: faster convolutions there; MPS keeps the default layout)."""
     model = model.to(device)
     if device.type != "mps":
-        model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+        for parameter in model.parameters():
+            layout = {4: torch.channels_last, 5: torch.channels_last_3d}.get(parameter.ndim)
+            if layout is not None:
+                parameter.data = parameter.data.contiguous(memory_format=layout)
     return model
 
 

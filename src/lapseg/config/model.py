@@ -92,6 +92,12 @@ class UNetConfig(Section):
     linear_last: Int = Field(0, ge=0)
     """The last this many convolutions before the 1x1 output layer are linear: no
     normalisation, no activation (a compact U-Net's remedy for all-background output)."""
+    temporal_fusion: Literal["early", "conv3d"] = "early"
+    """How a temporal model (``temporal.context`` k > 0: 2k+1 frames as input channels) fuses
+    its frames: ``early`` mixes them in the first convolution (StemNet, seed 000); ``conv3d``
+    makes the first level's convolutions 3D over (t, y, x), shared by every frame and fusing
+    them over t (3 frames at a time, down to the centre time point). One input frame (k = 0)
+    builds the plain 2D level either way."""
 
     @model_validator(mode="before")
     @classmethod
@@ -112,6 +118,23 @@ class UNetConfig(Section):
             raise ValueError(
                 "model.upsampling=max_unpool needs model.padding=same (with valid padding the "
                 "decoder's maps are smaller than the pooled encoder maps)"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _conv3d_fusion_fits(self) -> UNetConfig:
+        if self.temporal_fusion != "conv3d":
+            return self
+        clash = {
+            "model.padding=valid": self.padding == "valid",
+            "model.dropout_before_bias=true": self.dropout_before_bias and self.dropout > 0,
+            "model.init=stemnet": self.init == "stemnet",
+        }
+        named = [name for name, applies in clash.items() if applies]
+        if named:
+            raise ValueError(
+                f"model.temporal_fusion=conv3d does not combine with {', '.join(named)} "
+                "(use temporal_fusion=early)"
             )
         return self
 

@@ -15,14 +15,16 @@ __all__ = [
     "UPSAMPLING_MODES",
     "ConvNormAct",
     "ConvStack",
+    "TemporalStem",
     "Upsample",
     "bilinear_kernel",
     "center_crop",
     "make_norm",
+    "temporal_kernels",
 ]
 
 
-def make_norm(kind: str, channels: int) -> nn.Module:
+def make_norm(kind: str, channels: int, *, volumetric: bool = False) -> nn.Module:
     """Return the normalisation layer ``kind`` for ``channels`` feature maps.
 
     Parameters
@@ -31,13 +33,16 @@ def make_norm(kind: str, channels: int) -> nn.Module:
         ``"group"`` uses ``gcd(8, channels)`` groups; ``"instance"`` is affine.
     channels : int
         Number of feature maps.
+    volumetric : bool
+        For ``(B, C, T, Y, X)`` maps (3D batch / instance norm) instead of ``(B, C, Y, X)``.
     """
     if kind == "batch":
-        return nn.BatchNorm2d(channels)
+        return nn.BatchNorm3d(channels) if volumetric else nn.BatchNorm2d(channels)
     if kind == "group":
         return nn.GroupNorm(math.gcd(8, channels), channels)
     if kind == "instance":
-        return nn.InstanceNorm2d(channels, affine=True)
+        norm = nn.InstanceNorm3d if volumetric else nn.InstanceNorm2d
+        return norm(channels, affine=True)
     if kind == "none":
         return nn.Identity()
     raise ValueError(f"unknown norm {kind!r}")  # UNetConfig validates user input first
@@ -49,7 +54,9 @@ class ConvNormAct(nn.Module):
     The convolution has a bias only when there is no normalisation (a norm's shift makes it
     redundant). ``padding="valid"`` loses ``(kernel_size - 1) // 2`` pixels per side.
     ``dropout_before_bias``: Conv2d (no bias) -> dropout -> + bias -> norm -> ReLU (StemNet's
-    order); ``activation=False``: no ReLU (a linear layer).
+    order); ``activation=False``: no ReLU (a linear layer). ``temporal_kernel`` > 0 makes it a
+    Conv3d over ``(B, C, T, Y, X)`` maps with that kernel along t, unpadded there (``T`` shrinks
+    by ``temporal_kernel - 1``), padded along y and x as ``padding`` says.
     """
 
     def __init__(
@@ -63,16 +70,23 @@ class ConvNormAct(nn.Module):
         dropout: float = 0.0,
         dropout_before_bias: bool = False,
         activation: bool = True,
+        temporal_kernel: int = 0,
     ) -> None:
         super().__init__()
         pad = (kernel_size - 1) // 2 if padding == "same" else 0
         early = dropout_before_bias and dropout > 0
-        self.conv = nn.Conv2d(
-            in_channels, out_channels, kernel_size, padding=pad, bias=norm == "none" and not early
-        )
+        bias = norm == "none" and not early
+        self.conv: nn.Conv2d | nn.Conv3d
+        if temporal_kernel > 0:
+            kernel = (temporal_kernel, kernel_size, kernel_size)
+            self.conv = nn.Conv3d(
+                in_channels, out_channels, kernel, padding=(0, pad, pad), bias=bias
+            )
+        else:
+            self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, padding=pad, bias=bias)
         self.bias = nn.Parameter(torch.zeros(out_channels)) if early and norm == "none" else None
         self.early_drop = early
-        self.norm = make_norm(norm, out_channels)
+        self.norm = make_norm(norm, out_channels, volumetric=temporal_kernel > 0)
         self.act: nn.Module = nn.ReLU(inplace=True) if activation else nn.Identity()
         self.drop: nn.Module = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
 
@@ -82,7 +96,7 @@ class ConvNormAct(nn.Module):
             return self.drop(self.act(self.norm(self.conv(x))))
         x = self.drop(self.conv(x))
         if self.bias is not None:
-            x = x + self.bias.view(1, -1, 1, 1)
+            x = x + self.bias.view(1, -1, *([1] * (x.ndim - 2)))
         return self.act(self.norm(x))
 
 
@@ -117,6 +131,69 @@ class ConvStack(nn.Sequential):
             for i in range(n_convs)
         ]
         super().__init__(*units)
+
+
+def temporal_kernels(frames: int, n_convs: int) -> list[int]:
+    """Kernel sizes along t of the ``n_convs`` convolutions of a :class:`TemporalStem` that
+    reduce ``frames`` input frames to one: 3 each while more than one frame is left, the last
+    one spanning whatever remains.
+
+    >>> temporal_kernels(5, 2), temporal_kernels(3, 2), temporal_kernels(7, 2)
+    ([3, 3], [3, 1], [3, 5])
+    >>> temporal_kernels(1, 2), temporal_kernels(5, 1)
+    ([1, 1], [5])
+    """
+    kernels = []
+    for i in range(n_convs):
+        kernel = frames if i == n_convs - 1 else min(3, frames)
+        kernels.append(kernel)
+        frames -= kernel - 1
+    return kernels
+
+
+class TemporalStem(nn.Module):
+    """The first U-Net level with 3D convolutions over (t, y, x): ``(B, T, Y, X)`` frames (the
+    temporal context as channels) to ``(B, F, Y, X)`` features of the centre time point.
+
+    Every frame goes through the same first filters (a shared per-frame encoder) and the frames
+    are fused over t by the following ones (:func:`temporal_kernels`), instead of mixing all
+    frames in the very first convolution (early fusion). Arguments as :class:`ConvStack`.
+    """
+
+    def __init__(
+        self,
+        frames: int,
+        out_channels: int,
+        *,
+        n_convs: int = 2,
+        kernel_size: int = 3,
+        norm: str = "batch",
+        dropout: float = 0.0,
+        linear_last: int = 0,
+    ) -> None:
+        super().__init__()
+        self.units = nn.ModuleList(
+            ConvNormAct(
+                1 if i == 0 else out_channels,
+                out_channels,
+                kernel_size=kernel_size,
+                norm="none" if i >= n_convs - linear_last else norm,
+                dropout=dropout,
+                activation=i < n_convs - linear_last,
+                temporal_kernel=kernel,
+            )
+            for i, kernel in enumerate(temporal_kernels(frames, n_convs))
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Map ``(B, T, Y, X)`` frames to ``(B, F, Y, X)`` features."""
+        channels_last = x.is_contiguous(memory_format=torch.channels_last) and x.shape[1] > 1
+        x = x.unsqueeze(1)  # (B, 1, T, Y, X)
+        if channels_last:  # 1.6x faster 3D convolutions on CPU in the matching layout
+            x = x.contiguous(memory_format=torch.channels_last_3d)
+        for unit in self.units:
+            x = unit(x)
+        return x.squeeze(2)
 
 
 UPSAMPLING_MODES: tuple[str, ...] = (

@@ -19,7 +19,7 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from lapseg.config import UNetConfig
 from lapseg.errors import LapsegInputError
-from lapseg.models.blocks import ConvNormAct, ConvStack, Upsample, center_crop
+from lapseg.models.blocks import ConvNormAct, ConvStack, TemporalStem, Upsample, center_crop
 
 __all__ = ["UNet", "UNetConfig", "fuse_batchnorm"]
 
@@ -72,15 +72,26 @@ class UNet(nn.Module):
             "dropout": every,
             "dropout_before_bias": c.dropout_before_bias,
         }
+        last = c.linear_last if c.depth == 0 else 0  # linear convs just before the output
         self.encoder = nn.ModuleList(
             ConvStack(
                 c.in_channels if i == 0 else c.features(i - 1),
                 c.features(i),
                 **conv_kw,
-                linear_last=c.linear_last if c.depth == 0 else 0,  # just before the output
+                linear_last=last,
             )
             for i in range(c.depth + 1)
         )
+        if c.temporal_fusion == "conv3d" and c.in_channels > 1:  # fuse the input frames over t
+            self.encoder[0] = TemporalStem(
+                c.in_channels,
+                c.features(0),
+                n_convs=c.convs_per_level,
+                kernel_size=c.kernel_size,
+                norm=c.norm,
+                dropout=every,
+                linear_last=last,
+            )
         self.pool = nn.MaxPool2d(2)
         # seed 001's Keras placement: dropout/2 after the first pooling, dropout after the others
         # and after every concatenation
@@ -120,7 +131,7 @@ class UNet(nn.Module):
             self._init_stemnet()
             return
         for module in self.modules():
-            if isinstance(module, nn.Conv2d | nn.ConvTranspose2d):
+            if isinstance(module, nn.Conv2d | nn.Conv3d | nn.ConvTranspose2d):
                 if self.config.init == "he":
                     nn.init.kaiming_normal_(module.weight, mode="fan_in", nonlinearity="relu")
                 else:
@@ -132,7 +143,9 @@ class UNet(nn.Module):
         """StemNet's TensorFlow initialisation (see ``UNetConfig.init``)."""
         k2 = self.config.kernel_size**2
 
-        def init(conv: nn.Conv2d | nn.ConvTranspose2d, std: float, *biases: Any) -> None:
+        def init(
+            conv: nn.Conv2d | nn.Conv3d | nn.ConvTranspose2d, std: float, *biases: Any
+        ) -> None:
             nn.init.trunc_normal_(conv.weight, std=std, a=-2 * std, b=2 * std)
             for bias in (conv.bias, *biases):
                 if bias is not None:
@@ -244,7 +257,7 @@ class UNet(nn.Module):
 def fuse_batchnorm(model: nn.Module) -> nn.Module:
     """Return an eval-mode copy of ``model`` with every Conv2d + BatchNorm2d pair folded.
 
-    Batch norm folded at test time: each :class:`ConvNormAct` whose norm is a ``BatchNorm2d``
+    Batch norm folded at test time: each :class:`ConvNormAct` whose norm is a batch norm
     gets a convolution with the normalisation baked into its weights and bias, and an
     ``Identity`` norm. The input model is left untouched. The copy is for inference only.
 
@@ -255,7 +268,9 @@ def fuse_batchnorm(model: nn.Module) -> nn.Module:
     """
     fused = copy.deepcopy(model).eval()
     for module in fused.modules():
-        if isinstance(module, ConvNormAct) and isinstance(module.norm, nn.BatchNorm2d):
+        if isinstance(module, ConvNormAct) and isinstance(
+            module.norm, nn.BatchNorm2d | nn.BatchNorm3d
+        ):
             module.conv = fuse_conv_bn_eval(module.conv, module.norm)
             module.norm = nn.Identity()
     return fused
