@@ -73,17 +73,18 @@ class UNet(nn.Module):
             "dropout_before_bias": c.dropout_before_bias,
         }
         last = c.linear_last if c.depth == 0 else 0  # linear convs just before the output
-        self.encoder = nn.ModuleList(
+        fuse_frames = c.temporal_fusion == "conv3d" and c.in_channels > 1  # first level in 3D
+        levels: list[nn.Module] = [
             ConvStack(
                 c.in_channels if i == 0 else c.features(i - 1),
                 c.features(i),
                 **conv_kw,
                 linear_last=last,
             )
-            for i in range(c.depth + 1)
-        )
-        if c.temporal_fusion == "conv3d" and c.in_channels > 1:  # fuse the input frames over t
-            self.encoder[0] = TemporalStem(
+            for i in range(1 if fuse_frames else 0, c.depth + 1)
+        ]
+        if fuse_frames:
+            stem = TemporalStem(
                 c.in_channels,
                 c.features(0),
                 n_convs=c.convs_per_level,
@@ -92,6 +93,8 @@ class UNet(nn.Module):
                 dropout=every,
                 linear_last=last,
             )
+            levels.insert(0, stem)
+        self.encoder = nn.ModuleList(levels)
         self.pool = nn.MaxPool2d(2)
         # seed 001's Keras placement: dropout/2 after the first pooling, dropout after the others
         # and after every concatenation
@@ -255,7 +258,7 @@ class UNet(nn.Module):
 
 
 def fuse_batchnorm(model: nn.Module) -> nn.Module:
-    """Return an eval-mode copy of ``model`` with every Conv2d + BatchNorm2d pair folded.
+    """Return an eval-mode copy of ``model`` with every convolution + batch norm pair folded.
 
     Batch norm folded at test time: each :class:`ConvNormAct` whose norm is a batch norm
     gets a convolution with the normalisation baked into its weights and bias, and an
