@@ -7,6 +7,7 @@ contiguous or channels_last); none of them hard-codes a device.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
 from torch import nn
@@ -102,7 +103,8 @@ class ConvNormAct(nn.Module):
 
 class ConvStack(nn.Sequential):
     """``n_convs`` :class:`ConvNormAct` units: the convolutions of one U-Net level; the last
-    ``linear_last`` of them without norm and activation."""
+    ``linear_last`` of them without norm and activation. ``temporal_kernels`` (one per unit)
+    makes them 3D convolutions with those kernels along t (:class:`TemporalStem`)."""
 
     def __init__(
         self,
@@ -116,7 +118,9 @@ class ConvStack(nn.Sequential):
         dropout: float = 0.0,
         dropout_before_bias: bool = False,
         linear_last: int = 0,
+        temporal_kernels: Sequence[int] = (),
     ) -> None:
+        kernels = list(temporal_kernels) or [0] * n_convs
         units = [
             ConvNormAct(
                 in_channels if i == 0 else out_channels,
@@ -127,6 +131,7 @@ class ConvStack(nn.Sequential):
                 dropout=dropout,
                 dropout_before_bias=dropout_before_bias,
                 activation=i < n_convs - linear_last,
+                temporal_kernel=kernels[i],
             )
             for i in range(n_convs)
         ]
@@ -172,17 +177,15 @@ class TemporalStem(nn.Module):
         linear_last: int = 0,
     ) -> None:
         super().__init__()
-        self.units = nn.ModuleList(
-            ConvNormAct(
-                1 if i == 0 else out_channels,
-                out_channels,
-                kernel_size=kernel_size,
-                norm="none" if i >= n_convs - linear_last else norm,
-                dropout=dropout,
-                activation=i < n_convs - linear_last,
-                temporal_kernel=kernel,
-            )
-            for i, kernel in enumerate(temporal_kernels(frames, n_convs))
+        self.units = ConvStack(
+            1,
+            out_channels,
+            n_convs=n_convs,
+            kernel_size=kernel_size,
+            norm=norm,
+            dropout=dropout,
+            linear_last=linear_last,
+            temporal_kernels=temporal_kernels(frames, n_convs),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -191,9 +194,7 @@ class TemporalStem(nn.Module):
         x = x.unsqueeze(1)  # (B, 1, T, Y, X)
         if channels_last:  # 1.6x faster 3D convolutions on CPU in the matching layout
             x = x.contiguous(memory_format=torch.channels_last_3d)
-        for unit in self.units:
-            x = unit(x)
-        return x.squeeze(2)
+        return self.units(x).squeeze(2)
 
 
 UPSAMPLING_MODES: tuple[str, ...] = (
