@@ -102,6 +102,9 @@ def session(device: str = "auto") -> Iterator[None]:
         logger.setLevel(logging.WARNING)
     try:
         yield
+        # Leave together: a rank tearing its group down (and exiting) while rank 0 still
+        # finishes the run made gloo abort that rank at exit now and then (SIGABRT, ~1 run in 10).
+        dist.barrier()
     finally:
         logger.setLevel(level)
         dist.destroy_process_group()
