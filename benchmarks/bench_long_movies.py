@@ -61,14 +61,10 @@ def write_movie(root: Path, n_frames: int, size: int, seed: int = 0) -> Path:
     return root
 
 
-def measure(
-    n_frames: int, size: int, steps: int, workdir: Path, cache_mib: int = 1024
-) -> dict[str, float]:
-    """Write, train and predict one movie in this process; what it cost (peak RSS after
-    training, and at the end, after predicting)."""
+def train(n_frames: int, size: int, steps: int, workdir: Path, cache_mib: int = 1024) -> dict:
+    """Write one movie and train on it in this process (``lapseg train``'s code path: ``fit``);
+    seconds and peak RSS."""
     from lapseg.config import load_config
-    from lapseg.inference.apply import predict_path
-    from lapseg.inference.predict import load_model
     from lapseg.training.trainer import fit
 
     data = write_movie(workdir / "data", n_frames, size)
@@ -86,23 +82,63 @@ def measure(
     )
     started = time.perf_counter()
     fit(config, data, workdir / "run", progress=False)
-    train_seconds = time.perf_counter() - started
-    train_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {
+        "train_s": round(time.perf_counter() - started, 1),
+        "train_peak_rss_mib": round(_peak_rss_mib(), 1),
+    }
+
+
+def predict(n_frames: int, workdir: Path) -> dict:
+    """Predict and track every frame of the movie :func:`train` wrote with the model it trained,
+    in this process (``lapseg predict``'s code path: ``predict_path``); seconds and peak RSS."""
+    from lapseg.inference.apply import predict_path
+    from lapseg.inference.predict import load_model
+
     model = load_model(workdir / "run", device="cpu")
     started = time.perf_counter()
-    summary = predict_path([model], data / "images" / "movie.tif", workdir / "pred")
-    predict_seconds = time.perf_counter() - started
+    summary = predict_path([model], workdir / "data" / "images" / "movie.tif", workdir / "pred")
+    seconds = time.perf_counter() - started
     (movie,) = summary.movies
     return {
-        "frames": n_frames,
-        "train_s": round(train_seconds, 1),
-        "predict_s": round(predict_seconds, 1),
-        "predict_s_per_frame": round(predict_seconds / n_frames, 4),
+        "predict_s": round(seconds, 1),
+        "predict_s_per_frame": round(seconds / n_frames, 4),
         "tracks": movie.n_tracks or 0,
-        "sample_cache_mib": cache_mib,
-        "train_peak_rss_mib": round(train_peak, 1),
-        "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "predict_peak_rss_mib": round(_peak_rss_mib(), 1),
     }
+
+
+def _peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def measure(n_frames: int, size: int, steps: int, cache_mib: int = 1024) -> dict[str, float]:
+    """Train, then predict, one movie of ``n_frames`` frames, each stage in a fresh process as
+    ``lapseg train`` and ``lapseg predict`` run (peak RSS belongs to that stage alone)."""
+    with TemporaryDirectory() as tmp:
+        common = ["--frames", str(n_frames), "--workdir", tmp]
+        trained = _child(
+            [
+                "train",
+                *common,
+                "--size",
+                str(size),
+                "--steps",
+                str(steps),
+                "--cache-mib",
+                str(cache_mib),
+            ]
+        )
+        predicted = _child(["predict", *common])
+    return {"frames": n_frames, "sample_cache_mib": cache_mib, **trained, **predicted}
+
+
+def _child(argv: list[str]) -> dict:
+    out = subprocess.run(
+        [sys.executable, __file__, "--child", *argv], capture_output=True, text=True
+    )
+    if out.returncode:
+        raise RuntimeError(f"{' '.join(argv[:1])} failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
@@ -113,59 +149,49 @@ def main() -> None:
     parser.add_argument(
         "--cache-mib", type=int, default=1024, help="train.sample_cache_mib (default 1024)"
     )
-    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--child", choices=["train", "predict"], help=argparse.SUPPRESS)
+    parser.add_argument("--workdir", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.child:
-        with TemporaryDirectory() as tmp:
-            result = measure(args.frames[0], args.size, args.steps, Path(tmp), args.cache_mib)
-        print(json.dumps(result))
+    if args.child == "train":
+        print(
+            json.dumps(train(args.frames[0], args.size, args.steps, args.workdir, args.cache_mib))
+        )
+        return
+    if args.child == "predict":
+        print(json.dumps(predict(args.frames[0], args.workdir)))
         return
     from common import print_machine_info
 
     print_machine_info()
     rows = []
     for n in args.frames:
-        out = subprocess.run(
-            [
-                sys.executable,
-                __file__,
-                "--child",
-                "--frames",
-                str(n),
-                "--size",
-                str(args.size),
-                "--steps",
-                str(args.steps),
-                "--cache-mib",
-                str(args.cache_mib),
-            ],
-            check=True,
-            capture_output=True,
-            text=True,
-        )
-        rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
+        rows.append(measure(n, args.size, args.steps, args.cache_mib))
         print(json.dumps(rows[-1]), flush=True)
     print(
-        f"\n# {args.size}x{args.size} frames, {args.steps} training steps, every frame predicted, "
-        f"train.sample_cache_mib={args.cache_mib}"
+        f"\n# {args.size}x{args.size} frames, {args.steps} training steps, every frame predicted "
+        f"and tracked, train.sample_cache_mib={args.cache_mib}; train and predict each in a fresh "
+        "process"
     )
     print(
-        "| frames | train s | predict s | predict s/frame | tracks | peak RSS after training "
-        "MiB | peak RSS MiB |"
+        "| frames | train s | peak RSS training MiB | predict s | predict s/frame | tracks "
+        "| peak RSS predicting MiB |"
     )
     print("| --- | --- | --- | --- | --- | --- | --- |")
     for r in rows:
         print(
-            f"| {r['frames']} | {r['train_s']} | {r['predict_s']} | {r['predict_s_per_frame']} | "
-            f"{r['tracks']} | {r['train_peak_rss_mib']} | {r['peak_rss_mib']} |"
+            f"| {r['frames']} | {r['train_s']} | {r['train_peak_rss_mib']} | {r['predict_s']} | "
+            f"{r['predict_s_per_frame']} | {r['tracks']} | {r['predict_peak_rss_mib']} |"
         )
     if len(rows) >= 2:
         first, last = rows[0], rows[-1]
+        ratio = {
+            k: last[k] / first[k]
+            for k in ("train_peak_rss_mib", "predict_peak_rss_mib", "predict_s_per_frame")
+        }
         print(
-            f"\nratios {last['frames']} vs {first['frames']} frames: peak RSS "
-            f"{last['peak_rss_mib'] / first['peak_rss_mib']:.2f}x (after training "
-            f"{last['train_peak_rss_mib'] / first['train_peak_rss_mib']:.2f}x), time per frame "
-            f"{last['predict_s_per_frame'] / first['predict_s_per_frame']:.2f}x"
+            f"\nratios {last['frames']} vs {first['frames']} frames: peak RSS training "
+            f"{ratio['train_peak_rss_mib']:.2f}x, predicting {ratio['predict_peak_rss_mib']:.2f}x; "
+            f"time per predicted frame {ratio['predict_s_per_frame']:.2f}x (target: each <= 1.2x)"
         )
 
 

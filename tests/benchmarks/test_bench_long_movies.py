@@ -11,7 +11,7 @@ import tifffile
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 
-from bench_long_movies import measure, write_movie
+from bench_long_movies import measure, predict, train, write_movie
 
 
 def test_movie_writer_gives_a_tyx_stack(tmp_path: Path) -> None:
@@ -23,10 +23,19 @@ def test_movie_writer_gives_a_tyx_stack(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_measure_trains_and_predicts_every_frame(tmp_path: Path) -> None:
-    result = measure(n_frames=12, size=64, steps=16, workdir=tmp_path, cache_mib=8)
-    assert result["frames"] == 12 and result["sample_cache_mib"] == 8
-    assert 0 < result["train_peak_rss_mib"] <= result["peak_rss_mib"]
-    assert result["predict_s_per_frame"] > 0 and result["tracks"] >= 1
+def test_train_then_predict_writes_every_frame(tmp_path: Path) -> None:
+    trained = train(n_frames=12, size=64, steps=16, workdir=tmp_path, cache_mib=8)
+    assert trained["train_s"] > 0 and trained["train_peak_rss_mib"] > 0
+    predicted = predict(n_frames=12, workdir=tmp_path)
+    assert predicted["predict_s_per_frame"] > 0 and predicted["tracks"] >= 1
+    assert predicted["predict_peak_rss_mib"] > 0
     labels = tifffile.imread(tmp_path / "pred" / "movie" / "labels.tif")
-    assert labels.shape == (12, 64, 64)
+    assert labels.shape == (12, 64, 64) and labels.max() >= 1
+
+
+@pytest.mark.slow
+def test_measure_runs_each_stage_in_its_own_process() -> None:
+    result = measure(n_frames=12, size=48, steps=16, cache_mib=8)
+    assert result["frames"] == 12 and result["sample_cache_mib"] == 8
+    assert set(result) >= {"train_peak_rss_mib", "predict_peak_rss_mib", "predict_s_per_frame"}
+    assert result["tracks"] >= 1
