@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import time
@@ -29,6 +28,8 @@ import numpy as np
 import tifffile
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import peak_rss_mib, print_machine_info
 
 
 def write_movie(root: Path, n_frames: int, size: int, seed: int = 0) -> Path:
@@ -84,7 +85,7 @@ def train(n_frames: int, size: int, steps: int, workdir: Path, cache_mib: int = 
     fit(config, data, workdir / "run", progress=False)
     return {
         "train_s": round(time.perf_counter() - started, 1),
-        "train_peak_rss_mib": round(_peak_rss_mib(), 1),
+        "train_peak_rss_mib": round(peak_rss_mib(), 1),
     }
 
 
@@ -103,23 +104,19 @@ def predict(n_frames: int, workdir: Path) -> dict:
         "predict_s": round(seconds, 1),
         "predict_s_per_frame": round(seconds / n_frames, 4),
         "tracks": movie.n_tracks or 0,
-        "predict_peak_rss_mib": round(_peak_rss_mib(), 1),
+        "predict_peak_rss_mib": round(peak_rss_mib(), 1),
     }
-
-
-def _peak_rss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def measure(n_frames: int, size: int, steps: int, cache_mib: int = 1024) -> dict[str, float]:
     """Train, then predict, one movie of ``n_frames`` frames, each stage in a fresh process as
     ``lapseg train`` and ``lapseg predict`` run (peak RSS belongs to that stage alone)."""
     with TemporaryDirectory() as tmp:
-        common = ["--frames", str(n_frames), "--workdir", tmp]
+        shared = ["--frames", str(n_frames), "--workdir", tmp]
         trained = _child(
             [
                 "train",
-                *common,
+                *shared,
                 "--size",
                 str(size),
                 "--steps",
@@ -128,7 +125,7 @@ def measure(n_frames: int, size: int, steps: int, cache_mib: int = 1024) -> dict
                 str(cache_mib),
             ]
         )
-        predicted = _child(["predict", *common])
+        predicted = _child(["predict", *shared])
     return {"frames": n_frames, "sample_cache_mib": cache_mib, **trained, **predicted}
 
 
@@ -160,8 +157,6 @@ def main() -> None:
     if args.child == "predict":
         print(json.dumps(predict(args.frames[0], args.workdir)))
         return
-    from common import print_machine_info
-
     print_machine_info()
     rows = []
     for n in args.frames:
