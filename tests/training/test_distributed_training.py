@@ -247,3 +247,25 @@ def test_nproc_runs_the_command_under_torchrun(runs, tmp_path: Path):
     assert done.stdout.count("run folder:") == 1, said  # rank 0 reports, rank 1 is quiet
     history = load_checkpoint(tmp_path / "run" / "last.pt")["history"]
     assert len(history) == 1 and (tmp_path / "run" / "report.html").is_file()
+
+
+@needs_gloo
+def test_a_rank_the_others_do_not_meet_leaves_with_a_warning(monkeypatch, caplog):
+    """The end-of-run wait is bounded: a timed-out barrier is logged, not raised."""
+
+    def timed_out(**kwargs):
+        assert kwargs["timeout"] == distributed.CTRL_C_WAIT and kwargs["wait_all_ranks"]
+        raise RuntimeError("Rank 1 failed to pass monitoredBarrier in 60000 ms\nmore")
+
+    dist.init_process_group("gloo", store=dist.HashStore(), rank=0, world_size=1)
+    try:
+        distributed._wait_for_the_others(distributed.CTRL_C_WAIT)  # one rank: meets itself
+        monkeypatch.setattr(dist, "monitored_barrier", timed_out)
+        with caplog.at_level("WARNING", logger="lapseg"):
+            distributed._wait_for_the_others(distributed.CTRL_C_WAIT)
+    finally:
+        dist.destroy_process_group()
+    assert caplog.messages == [
+        "process 0 leaves without the others (waited up to 0:01:00): "
+        "Rank 1 failed to pass monitoredBarrier in 60000 ms"
+    ]

@@ -107,12 +107,14 @@ def session(device: str = "auto") -> Iterator[None]:
         _wait_for_the_others(CTRL_C_WAIT)
         raise
     else:
-        dist.barrier()  # leave together (see _wait_for_the_others)
+        _wait_for_the_others(FINISH_WAIT)  # while rank 0 tunes and writes run.json
     finally:
         logger.setLevel(level)
         dist.destroy_process_group()
 
 
+FINISH_WAIT = timedelta(hours=2)
+"""How long a rank that finished training waits for rank 0 to finish the run (gloo only)."""
 CTRL_C_WAIT = timedelta(seconds=60)
 """How long an interrupted rank waits for the others before it leaves (gloo only)."""
 
@@ -123,14 +125,23 @@ def _wait_for_the_others(timeout: timedelta) -> None:
     A rank that tears its group down and exits while rank 0 is still finishing (writing
     ``run.json`` or ``last.pt``) was aborted by gloo at exit now and then (SIGABRT in about 1
     run of 10 on 2 CPU processes; none in 60 with the ranks leaving together). After Ctrl-C the
-    ranks may be at different collectives, so the wait is bounded (gloo's monitored barrier)
-    and a rank that does not come only costs ``timeout``; NCCL has no bounded barrier, so there
-    an interrupted rank leaves at once.
+    ranks may be at different collectives. The wait is bounded (gloo's monitored barrier, not
+    the group's 30-minute collective timeout, which rank 0's tuning could outlast): a rank that
+    does not come only costs ``timeout``. With NCCL (no bounded barrier; its watchdog would end
+    a long wait) the ranks leave at once, as before.
     """
     if dist.get_backend() != dist.Backend.GLOO:
         return
-    with contextlib.suppress(RuntimeError):  # the others did not come in time, or are gone
+    try:
         dist.monitored_barrier(timeout=timeout, wait_all_ranks=True)
+    except RuntimeError as error:  # the others did not come in time, or are gone
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else "no reason"
+        logging.getLogger("lapseg").warning(
+            "process %d leaves without the others (waited up to %s): %s",
+            rank(),
+            timeout,
+            first_line,
+        )
 
 
 def local_device(device: torch.device) -> torch.device:
