@@ -131,7 +131,7 @@ class ScaleConfig(_Transform):
     SECTION = "augment.scale"
 
     BOUNDS: ClassVar[Bounds] = {"factor": (0.0, None, True)}
-    factor: Range = (0.9, 1.1)
+    factor: Range = (0.6, 1.5)
     """Zoom factor range."""
 
 
