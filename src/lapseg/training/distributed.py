@@ -135,7 +135,8 @@ def _wait_for_the_others(timeout: timedelta) -> None:
     try:
         dist.monitored_barrier(timeout=timeout, wait_all_ranks=True)
     except RuntimeError as error:  # the others did not come in time, or are gone
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else "no reason"
+        message = str(error).strip()
+        first_line = message.splitlines()[0] if message else "no reason"
         logging.getLogger("lapseg").warning(
             "process %d leaves without the others (waited up to %s): %s",
             rank(),
