@@ -3,15 +3,15 @@
     python benchmarks/bench_long_movies.py [--frames 200 2000] [--size 256] [--steps 48]
         [--cache-mib 1024]
 
-For each length, in a fresh subprocess (so peak RSS belongs to that run alone): write a
-synthetic movie (discs drifting and bouncing off the edges, ``images/movie.tif`` +
-``masks/movie.tif`` with every frame annotated), train the default model for the same number of optimiser steps
-(``lapseg train``'s code path: ``fit``), then predict every frame with tracking
-(``predict_path``). The target: peak RSS within 1.2x and time per predicted frame within 1.2x
-between the two lengths (frames are read lazily and their memory-mapped pages released,
-samples cached in an LRU bounded by ``--cache-mib``, predictions streamed to disk). Peak RSS is
-also reported after training alone: the sample cache fills with the distinct frames the
-training patches touch, so that part grows with the movie until the cache bound.
+For each length: write a synthetic movie (discs drifting and bouncing off the edges,
+``images/movie.tif`` + ``masks/movie.tif`` with every frame annotated) and train the default
+model for the same number of optimiser steps (``lapseg train``'s code path: ``fit``) in one
+fresh subprocess, then predict every frame with tracking (``predict_path``) in another, as
+``lapseg train`` and ``lapseg predict`` run (so each peak RSS belongs to that stage alone).
+The target: peak RSS of each stage and time per predicted frame within 1.2x between the two
+lengths (frames are read lazily and their memory-mapped pages released, samples cached in an
+LRU bounded by ``--cache-mib``, predictions streamed to disk). Training's peak grows with the
+movie until the cache bound: the cache fills with the distinct frames the patches touch.
 """
 
 from __future__ import annotations
@@ -134,7 +134,7 @@ def _child(argv: list[str]) -> dict:
         [sys.executable, __file__, "--child", *argv], capture_output=True, text=True
     )
     if out.returncode:
-        raise RuntimeError(f"{' '.join(argv[:1])} failed:\n{out.stderr[-3000:]}")
+        raise RuntimeError(f"{argv[0]} failed:\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
