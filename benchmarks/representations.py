@@ -65,7 +65,12 @@ from scipy import ndimage
 from skimage.feature import peak_local_max
 from skimage.segmentation import find_boundaries, relabel_sequential, watershed
 
-from lapseg.data.targets import three_class_target, three_class_weight_map
+from lapseg.data.targets import (
+    cell_distance,
+    neighbor_distance,
+    three_class_target,
+    three_class_weight_map,
+)
 from lapseg.inference.instances import (
     fill_label_holes,
     instances_from_binary,
@@ -102,70 +107,7 @@ THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7)
 
 
 # --------------------------------------------------------------------------- targets
-
-
-def cell_distance(labels: ArrayLike) -> Maps:
-    """Distance to the cell's outline, normalised to 1 at each cell's deepest pixel.
-
-    Parameters
-    ----------
-    labels : (Y, X) integer ndarray
-        Instance image, 0 = background.
-
-    Returns
-    -------
-    distance : (Y, X) float32 ndarray
-        0 on the background; inside cell ``l`` the Euclidean distance to the nearest pixel not
-        in ``l`` (other cells count as outside; the image border does not) divided by its
-        maximum over ``l``, so in ``(0, 1]``.
-    """
-    array = np.asarray(labels)
-    out = np.zeros(array.shape, np.float32)
-    for index, box in enumerate(ndimage.find_objects(array), start=1):
-        if box is None:
-            continue
-        box = tuple(slice(max(s.start - 1, 0), s.stop + 1) for s in box)
-        cell = array[box] == index
-        distance = ndimage.distance_transform_edt(cell)
-        if distance.max() > 0:
-            out[box][cell] = (distance / distance.max())[cell]
-    return out
-
-
-def neighbor_distance(labels: ArrayLike, *, window: int = 30) -> Maps:
-    """Closeness of each cell pixel to the nearest *other* cell (KIT-Sch-GE neighbour distance).
-
-    Parameters
-    ----------
-    labels : (Y, X) integer ndarray
-        Instance image, 0 = background.
-    window : int, optional
-        Other cells are looked for within this margin around each cell's bounding box.
-
-    Returns
-    -------
-    closeness : (Y, X) float32 ndarray
-        Inside cell ``l``: ``(1 - d / d_max) ** 3`` clipped to [0, 1], with ``d`` the distance
-        to the nearest pixel of another cell and ``d_max`` its maximum over ``l``; so 1 where
-        ``l`` touches another cell and 0 far from any. 0 on the background and in cells with no
-        other cell within the window.
-    """
-    array = np.asarray(labels)
-    out = np.zeros(array.shape, np.float32)
-    for index, box in enumerate(ndimage.find_objects(array), start=1):
-        if box is None:
-            continue
-        box = tuple(slice(max(s.start - window, 0), s.stop + window) for s in box)
-        crop = array[box]
-        cell = crop == index
-        others = (crop > 0) & ~cell
-        if not others.any():
-            continue
-        distance = ndimage.distance_transform_edt(~others)
-        d_max = max(distance[cell].max(), 1e-6)
-        closeness = np.clip(1 - distance / d_max, 0, 1) ** 3
-        out[box][cell] = np.maximum(out[box][cell], closeness[cell])
-    return out
+# (cell_distance and neighbor_distance are lapseg's own: lapseg.data.targets, data.target=distance)
 
 
 def contour_band(labels: ArrayLike, *, width: int = BOUNDARY_WIDTH) -> Maps:

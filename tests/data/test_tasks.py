@@ -88,6 +88,18 @@ def test_explicit_settings_win_over_the_survey() -> None:
         resolve_task(load_config(None, ["data.task=binary", "data.target=three_class"]), None)
 
 
+def test_the_distance_target_needs_four_outputs_and_no_border_weights():
+    survey = survey_masks([touching_labels()])
+    config, decision = resolve_task(load_config(None, ["data.target=distance"]), survey)
+    assert (decision.task, decision.target, decision.out_channels) == ("instances", "distance", 4)
+    assert config.model.out_channels == 4
+    assert config.loss.border_weights is False  # auto: the border map belongs to three_class
+    with pytest.raises(LapsegInputError, match="out_channels=4"):
+        load_config(None, ["data.target=distance", "model.out_channels=3"])
+    with pytest.raises(LapsegInputError, match="needs instance masks"):
+        resolve_task(load_config(None, ["data.task=binary", "data.target=distance"]), None)
+
+
 def scattered_cells(rng: np.random.Generator, *, keep_border: bool, n: int = 40) -> np.ndarray:
     """``n`` discs of radius 6 at uniform positions overlapping a 128 x 128 field of view;
     ``keep_border=False`` erases the ones touching the border (as some annotators do)."""

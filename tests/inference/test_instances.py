@@ -6,14 +6,16 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from scipy import ndimage
 from skimage.draw import disk
 
-from lapseg.data.targets import three_class_target
+from lapseg.data.targets import distance_maps, three_class_target
 from lapseg.errors import LapsegInputError
 from lapseg.inference.instances import (
     PostprocessConfig,
     fill_label_holes,
     instances_from_binary,
+    instances_from_distance,
     instances_from_probabilities,
     instances_from_three_class,
     remove_border_objects,
@@ -135,8 +137,49 @@ def test_dispatch_by_channel_count():
     assert instances_from_probabilities(fg, config, threshold=0.5).max() == 2
     two = np.concatenate([1 - fg, fg])
     assert instances_from_probabilities(two, config).max() == 2
-    with pytest.raises(LapsegInputError, match="3"):
-        instances_from_probabilities(np.zeros((4, 8, 8), np.float32), config)
+    ideal = _ideal_distance(labels)
+    assert _same_partition(instances_from_probabilities(ideal, config), labels)
+    with pytest.raises(LapsegInputError, match="4"):
+        instances_from_probabilities(np.zeros((5, 8, 8), np.float32), config)
+
+
+def _ideal_distance(labels: np.ndarray) -> np.ndarray:
+    """The probabilities a perfect ``distance`` model gives: background, foreground, maps."""
+    cells = (labels > 0).astype(np.float32)
+    return np.concatenate([np.stack([1 - cells, cells]), distance_maps(labels)])
+
+
+def test_distance_separates_touching_cells():
+    labels = _touching_cells()
+    out = instances_from_distance(_ideal_distance(labels), min_size=0)
+    assert out.dtype == np.uint16
+    assert _same_partition(out, labels)
+    # a narrower pair at the image border: every cell found, but the maps do not say on which
+    # side of a contact line a pixel lies, so the watershed may give one contact pixel away
+    labels[30:40, 5:15] = 4
+    labels[30:40, 15:22] = 5
+    out = instances_from_distance(_ideal_distance(labels), min_size=0)
+    np.testing.assert_array_equal(out > 0, labels > 0)
+    (record,) = match_instances(labels, out, thresholds=[0.95])
+    assert record.tp == 5 and record.fp == 0 and record.fn == 0
+    assert (out != labels).sum() <= 2  # labels happen to keep their numbers (sequential order)
+    # the binary baseline merges the touching pairs
+    assert instances_from_binary(1.0 - _ideal_distance(labels)[0], min_size=0).max() == 3
+
+
+def test_distance_seed_threshold_and_foreground_threshold():
+    labels = _touching_cells()
+    prob = _ideal_distance(labels)
+    # cell minus neighbour distance never reaches 1: no seed, no object
+    assert instances_from_distance(prob, seed_threshold=0.999, min_size=0).max() == 0
+    # a weak foreground ring grows the cells only when the threshold lets it in
+    ring = (ndimage.binary_dilation(labels > 0, iterations=2) & (labels == 0)).astype(np.float32)
+    prob[1] = np.maximum(prob[1], 0.45 * ring)
+    prob[0] = 1 - prob[1]
+    loose = instances_from_distance(prob, foreground_threshold=0.4, min_size=0)
+    tight = instances_from_distance(prob, foreground_threshold=0.5, min_size=0)
+    assert _same_partition(tight, labels)
+    assert (loose > 0).sum() == (labels > 0).sum() + ring.sum()
 
 
 @pytest.mark.parametrize(
@@ -147,6 +190,8 @@ def test_dispatch_by_channel_count():
         (instances_from_three_class, {"prob": np.full((3, 8, 8), np.nan, np.float32)}),
         (instances_from_three_class, {"prob": np.zeros((3, 8, 8)), "interior_threshold": 1.0}),
         (instances_from_three_class, {"prob": np.zeros((3, 8, 8)), "min_size": -1}),
+        (instances_from_distance, {"prob": np.zeros((3, 8, 8), np.float32)}),
+        (instances_from_distance, {"prob": np.zeros((4, 8, 8)), "seed_threshold": 1.0}),
         (instances_from_binary, {"prob": np.zeros((3, 8, 8), np.float32)}),
         (instances_from_binary, {"prob": np.zeros((8, 8)), "threshold": 0.0}),
         (instances_from_binary, {"prob": np.zeros((8, 8)), "min_distance": 0}),

@@ -32,6 +32,18 @@ def test_probabilities_from_logits_softmax_over_classes() -> None:
     torch.testing.assert_close(prob.sum(0), torch.ones(1, 2))
 
 
+def test_probabilities_from_logits_regressed_channels_go_through_a_sigmoid() -> None:
+    logits = torch.zeros(4, 1, 2)
+    logits[1, 0, 0] = np.log(3.0)  # classes 1 : 3 -> 1/4, 3/4
+    logits[2, 0, 0] = np.log(3.0)  # sigmoid 3/4, not part of the softmax
+    logits[3, 0, 1] = -np.log(3.0)  # sigmoid 1/4
+    prob = probabilities_from_logits(logits, regressed=2)
+    torch.testing.assert_close(prob[:, 0, 0], torch.tensor([0.25, 0.75, 0.75, 0.5]))
+    torch.testing.assert_close(prob[:, 0, 1], torch.tensor([0.5, 0.5, 0.5, 0.25]))
+    with pytest.raises(LapsegInputError, match="regressed"):
+        probabilities_from_logits(torch.zeros(3, 2, 2), regressed=2)
+
+
 @pytest.mark.parametrize(
     "logits", [torch.zeros(4, 4), torch.zeros(1, 4, 4, dtype=torch.long), np.zeros((1, 4, 4))]
 )

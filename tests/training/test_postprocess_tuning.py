@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from lapseg.config import PostprocessConfig
+from lapseg.data.targets import distance_maps
 from lapseg.inference.instances import instances_from_probabilities
 from lapseg.metrics.instance import seg_measure
 from lapseg.training.postprocess_tuning import candidate_settings, tune_postprocessing
@@ -70,6 +71,25 @@ def test_tuning_finds_the_known_best_thresholds() -> None:
     assert result.value == pytest.approx(1.0)
     assert result.default_value < 0.9  # the defaults (0.5, 0.5) merge the touching pair
     assert result.tried == result.of == len(candidate_settings("three_class")) == 49
+
+
+def test_tuning_a_distance_model_finds_the_foreground_threshold_that_fits_the_outlines() -> None:
+    """Perfect distance maps and a weak (0.45) foreground ring around the cells: foreground
+    thresholds 0.3 / 0.4 grow every outline by the ring, 0.5 and above give the cells."""
+    labels, prob3 = known_case()
+    cells = labels > 0
+    foreground = 1 - prob3[0]  # 0.8 on the cells, 0.45 on the ring, 0.05 elsewhere
+    prob = np.concatenate([np.stack([1 - foreground, foreground]), distance_maps(labels)])
+    prob = prob.astype(np.float32)
+    tiles = ValidationSet(images=[prob[:1]], targets=[cells], instances=[labels])
+    base = PostprocessConfig(min_size=0, min_seed_size=0, tune_for="seg", foreground_threshold=0.3)
+    result = tune_postprocessing([prob], tiles, base, target="distance", object_area=None)
+    assert result.default_value < 0.9  # the ring makes every outline too large
+    assert result.value == pytest.approx(1.0)
+    assert result.postprocess.foreground_threshold >= 0.5
+    assert result.tried == result.of == len(candidate_settings("distance")) == 49
+    seeds = {c["interior_threshold"] for c in candidate_settings("distance")}
+    assert min(seeds) < 0.3  # cell minus neighbour distance: seeds need low thresholds too
 
 
 def test_tuning_stops_at_the_deadline_and_keeps_the_defaults_scored() -> None:

@@ -20,7 +20,7 @@ from lapseg.config import (
     TranslationConfig,
     config_for_stage,
 )
-from lapseg.transforms.pipeline import augment_sample
+from lapseg.transforms.pipeline import augment_sample, augment_sample_with_maps
 
 NONE = AUGMENTATION_PRESETS["none"]
 EVERY_GEOMETRIC = NONE.replace(
@@ -172,3 +172,26 @@ def test_bad_inputs() -> None:
         augment_sample(image, target.astype(np.float32), None, config)
     with pytest.raises(ValueError, match="stage"):
         augment_sample(image, target, None, config, stage=1)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_maps_get_the_geometry_of_the_weights_and_change_nothing_else(seed: int) -> None:
+    image = blobs(seed=seed)[None]
+    target = (image[0] > 0.5).astype(np.int64)
+    weights = ndimage.gaussian_filter(image[0], 2.0)
+    maps = np.stack([weights, 1 - weights])
+    out_image, out_target, out_weights = augment_sample(
+        image, target, weights, EVERYTHING, rng=seed, stage=None
+    )
+    image2, target2, weights2, out_maps = augment_sample_with_maps(
+        image, target, weights, maps, EVERYTHING, rng=seed, stage=None
+    )
+    np.testing.assert_array_equal(image2, out_image)
+    np.testing.assert_array_equal(target2, out_target)
+    np.testing.assert_array_equal(weights2, out_weights)
+    assert out_maps is not None and out_maps.shape == maps.shape
+    # linear interpolation like the weights: the same values wherever the weights moved
+    np.testing.assert_allclose(out_maps[0], out_weights, atol=1e-6)
+    np.testing.assert_allclose(out_maps[1], 1 - out_maps[0], atol=1e-5)
+    with pytest.raises(ValueError, match="maps shape"):
+        augment_sample_with_maps(image, target, None, maps[0], EVERYTHING, rng=seed)

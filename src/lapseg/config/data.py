@@ -18,6 +18,7 @@ __all__ = [
     "NORMALIZATION_MODES",
     "SPLIT_MODES",
     "TARGETS",
+    "TARGET_OUTPUTS",
     "TASKS",
     "TRUTH_SOURCES",
     "DataConfig",
@@ -28,7 +29,7 @@ __all__ = [
 Layout = Literal["auto", "folders", "sample-folders", "list", "sequences", "ctc"]
 Task = Literal["auto", "instances", "semantic", "binary"]
 MaskKind = Literal["auto", "binary", "instance", "classes"]
-Target = Literal["auto", "binary", "three_class"]
+Target = Literal["auto", "binary", "three_class", "distance"]
 NormalizationMode = Literal[
     "percentile", "percentile+meanstd", "meanstd", "mean-only", "mean-image", "none"
 ]
@@ -43,8 +44,11 @@ TASKS: tuple[str, ...] = get_args(Task)
 MASK_KINDS: tuple[str, ...] = get_args(MaskKind)[1:]
 """The concrete mask kinds ("auto" resolves to one of them)."""
 TARGETS: tuple[str, ...] = get_args(Target)[1:]
-INSTANCE_TARGETS: tuple[str, ...] = ("three_class",)
+INSTANCE_TARGETS: tuple[str, ...] = ("three_class", "distance")
 """Targets that learn instances; the first is the default for instance masks."""
+TARGET_OUTPUTS: dict[str, int] = {"three_class": 3, "distance": 4}
+"""Network output channels each instance target needs (``distance``: background and foreground
+logits, then the cell and neighbour distance)."""
 NORMALIZATION_MODES: tuple[str, ...] = get_args(NormalizationMode)
 EDGE_MODES: tuple[str, ...] = get_args(EdgeMode)
 BACKGROUND_MODES: tuple[str, ...] = get_args(BackgroundMode)
@@ -93,8 +97,11 @@ class DataConfig(Section):
     (class-index images) or ``auto`` (detected from the masks, see ``task``)."""
     target: Target = "auto"
     """What the network learns: ``binary`` (foreground, or the classes of class masks),
-    ``three_class`` (background / interior / boundary from instance labels) or ``auto`` (the
-    default representation of the task)."""
+    ``three_class`` (background / interior / boundary from instance labels), ``distance``
+    (background / foreground plus each cell's distance to its outline and to its neighbours,
+    regressed; instances grow from seeds where the first is high and the second low) or
+    ``auto`` (the default representation of the task: ``three_class`` for instances, chosen
+    by measurement in docs/instances.md)."""
     empty_masks: Literal["unannotated", "empty"] = "unannotated"
     """An all-zero mask (or frame of a mask stack) means ``unannotated`` (skipped; a movie
     with a few annotated frames) or ``empty`` (an image without objects, trained on). The run

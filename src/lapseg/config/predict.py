@@ -62,10 +62,11 @@ class PostprocessConfig(Section):
     SECTION = "postprocess"
 
     interior_threshold: float = Field(0.5, gt=0.0, lt=1.0)
-    """A pixel seeds an instance when P(interior) exceeds it (3-class models)."""
+    """A pixel seeds an instance when P(interior) exceeds it (3-class models), or its cell
+    distance minus its neighbour distance does (``distance`` models)."""
     foreground_threshold: float = Field(0.5, gt=0.0, lt=1.0)
-    """Pixels with P(interior) + P(boundary) above it belong to a cell (3-class models; binary
-    models use ``predict.threshold``)."""
+    """Pixels with 1 - P(background) above it belong to a cell (3-class and ``distance``
+    models; binary models use ``predict.threshold``)."""
     min_size: Int = Field(16, ge=0)
     """Objects with fewer pixels are removed (after hole filling)."""
     min_seed_size: Int = Field(0, ge=0)

@@ -16,7 +16,7 @@ from pydantic import model_validator
 from lapseg.config.augment import AugmentationConfig
 from lapseg.config.base import Section
 from lapseg.config.baseline import BaselineConfig
-from lapseg.config.data import DataConfig, NormalizationConfig, TemporalConfig
+from lapseg.config.data import TARGET_OUTPUTS, DataConfig, NormalizationConfig, TemporalConfig
 from lapseg.config.model import UNetConfig
 from lapseg.config.predict import PostprocessConfig, PredictConfig
 from lapseg.config.training import LossConfig, TrainConfig
@@ -68,9 +68,10 @@ class LapsegConfig(Section):
     @model_validator(mode="after")
     def _consistent(self) -> LapsegConfig:
         channels = self.model.out_channels
-        if self.data.target == "three_class" and channels is not None and channels != 3:
+        needed = TARGET_OUTPUTS.get(self.data.target)
+        if needed is not None and channels is not None and channels != needed:
             raise ValueError(
-                f"data.target=three_class needs model.out_channels=3 "
+                f"data.target={self.data.target} needs model.out_channels={needed} "
                 f"(got {self.model.out_channels})"
             )
         return self

@@ -64,6 +64,9 @@ class LossConfig(Section):
     """Amplitude of the border weight term."""
     sigma: Positive = 5.0
     """Width (pixels) of the border weight term."""
+    regression_weight: NonNegative = 10.0
+    """Weight of the mean squared error of the regressed maps (``data.target=distance``: cell
+    and neighbour distance) added to the classification loss."""
     keep_probability: float = Field(1.0, gt=0.0, le=1.0)
     """Random loss mask for full-image training (``sum M(x) l(x)``, M a random 0/1 mask):
     each pixel enters the training loss with this probability, drawn anew for every batch, so

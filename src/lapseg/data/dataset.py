@@ -18,19 +18,19 @@ from typing import Literal, overload
 import numpy as np
 import torch
 
-from lapseg.config import AugmentationConfig, DataConfig, LapsegConfig
+from lapseg.config import INSTANCE_TARGETS, AugmentationConfig, DataConfig, LapsegConfig
 from lapseg.data.channels import select_channels
 from lapseg.data.geometry import center_crop_or_pad, pad_to_at_least, resize_to, sample_patch_origin
 from lapseg.data.masks import mask_to_target
 from lapseg.data.normalization import NormalizationStats, apply_normalization
-from lapseg.data.targets import three_class_target, three_class_weight_map
+from lapseg.data.targets import distance_maps, three_class_target, three_class_weight_map
 from lapseg.data.tasks import TaskDecision
 from lapseg.data.weightmap import border_weight_map
 from lapseg.errors import LapsegInputError
 from lapseg.io.discovery import SamplePaths
 from lapseg.io.images import read_image, read_mask
 from lapseg.io.labels import to_instances
-from lapseg.transforms.pipeline import augment_sample
+from lapseg.transforms.pipeline import augment_sample_with_maps
 
 
 @dataclass(frozen=True)
@@ -41,6 +41,8 @@ class Sample:
     target : (Y, X) int64 class indices.
     instances : (Y, X) int32 instance labels or None (for the border weight map).
     weights : (Y, X) float32 pixel weights or None.
+    maps : (M, Y, X) float32 regression targets or None (``data.target=distance``: the cell
+        and neighbour distance, :func:`lapseg.data.targets.distance_maps`).
     """
 
     name: str
@@ -48,6 +50,7 @@ class Sample:
     target: np.ndarray
     instances: np.ndarray | None = None
     weights: np.ndarray | None = None
+    maps: np.ndarray | None = None
 
 
 def reshape_for_network(image: np.ndarray, data: DataConfig, *, order: int) -> np.ndarray:
@@ -96,15 +99,19 @@ def prepare_sample(
     normalised = reshape_for_network(normalised, data, order=1).astype(np.float32)
     instances = None
     border = config.loss.border_weights is True  # "auto" is resolved with the task
-    if data.task == "instances" or data.target == "three_class" or border:
+    if data.task == "instances" or data.target in INSTANCE_TARGETS or border:
         if data.mask_kind == "classes":
             raise LapsegInputError(
                 "loss.border_weights needs binary or instance masks, not class-index masks"
             )
         # reshape before deriving targets, so widths are in network pixels
         instances = reshape_for_network(to_instances(mask), data, order=0).astype(np.int32)
+    maps = None
     if instances is not None and data.target == "three_class":
         target = three_class_target(instances, boundary_width=data.boundary_width)
+    elif instances is not None and data.target == "distance":
+        target = (instances > 0).astype(np.int64)
+        maps = distance_maps(instances)
     else:
         num_classes = max(config.model.outputs, 2)
         target = mask_to_target(mask, kind=data.mask_kind, num_classes=num_classes)
@@ -120,6 +127,7 @@ def prepare_sample(
         target=target.astype(np.int64),
         instances=instances,
         weights=weights,
+        maps=maps,
     )
 
 
@@ -197,7 +205,8 @@ class PatchDataset(torch.utils.data.Dataset):
     """Training patches (random, or tiles of one pass over the images) with paired augmentation.
 
     Each item is a dict with ``image (C, h, w)`` float32, ``target (h', w')`` int64 and
-    ``weights (h', w')`` float32 tensors, where ``h' = h - 2 * output_margin`` (a 'valid'
+    ``weights (h', w')`` float32 tensors (and ``maps (M, h', w')`` float32 when the samples have
+    regression maps), where ``h' = h - 2 * output_margin`` (a 'valid'
     U-Net sees context around the patch it is scored on). Image, target and weights are cut
     with the context, augmented together (one geometric transform for every channel — temporal
     frames included — and the target), then the target and weights are cropped to the output.
@@ -295,6 +304,7 @@ class PatchDataset(torch.utils.data.Dataset):
             image=self._with_context(s.image),
             target=self._with_context(_compact_classes(s.target)),
             weights=None if s.weights is None else self._with_context(s.weights),
+            maps=None if s.maps is None else self._with_context(s.maps),
             origins=pad_to_at_least(s.target != 0, self.output_size, mode="reflect")[0],
         )
         self._cache[which] = padded
@@ -331,10 +341,11 @@ class PatchDataset(torch.utils.data.Dataset):
                 rng=rng,
             )
         window = (slice(y0, y0 + self.patch_size[0]), slice(x0, x0 + self.patch_size[1]))
-        image_patch, target_patch, weight_patch = augment_sample(
+        image_patch, target_patch, weight_patch, maps_patch = augment_sample_with_maps(
             sample.image[(slice(None), *window)],
             sample.target[window],
             None if sample.weights is None else sample.weights[window],
+            None if sample.maps is None else sample.maps[(slice(None), *window)],
             self.augment,
             rng=rng,
             stage=self.stage,
@@ -343,13 +354,17 @@ class PatchDataset(torch.utils.data.Dataset):
         if m:
             target_patch = target_patch[m:-m, m:-m]
             weight_patch = None if weight_patch is None else weight_patch[m:-m, m:-m]
+            maps_patch = None if maps_patch is None else maps_patch[:, m:-m, m:-m]
         if weight_patch is None:
             weight_patch = np.ones(target_patch.shape, dtype=np.float32)
-        return {
+        item = {
             "image": torch.from_numpy(np.ascontiguousarray(image_patch, dtype=np.float32)),
             "target": torch.from_numpy(np.ascontiguousarray(target_patch, dtype=np.int64)),
             "weights": torch.from_numpy(np.ascontiguousarray(weight_patch, dtype=np.float32)),
         }
+        if maps_patch is not None:
+            item["maps"] = torch.from_numpy(np.ascontiguousarray(maps_patch, dtype=np.float32))
+        return item
 
 
 def _compact_classes(target: np.ndarray) -> np.ndarray:
@@ -384,9 +399,10 @@ class _Padded:
     image: np.ndarray
     target: np.ndarray
     weights: np.ndarray | None
+    maps: np.ndarray | None
     origins: np.ndarray
 
     @property
     def nbytes(self) -> int:
-        arrays = (self.image, self.target, self.weights, self.origins)
+        arrays = (self.image, self.target, self.weights, self.maps, self.origins)
         return sum(a.nbytes for a in arrays if a is not None)

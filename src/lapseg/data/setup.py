@@ -20,6 +20,7 @@ from lapseg.data.dataset import RunData, Sample, prepare_sample, read_raw_sample
 from lapseg.data.normalization import fit_normalization
 from lapseg.data.sources import DatasetSources, dataset_masks, discover_dataset
 from lapseg.data.split import read_split, split_random, validate_split
+from lapseg.data.targets import REGRESSION_CHANNELS
 from lapseg.data.tasks import TaskDecision, resolve_task, survey_masks
 from lapseg.data.timelapse import prepare_sequence_run_data
 from lapseg.io.images import read_image
@@ -62,7 +63,7 @@ def compute_class_weights(samples: Sequence[Sample], config: LapsegConfig) -> li
         return [float(w) for w in config.loss.class_weights]
     counts = class_pixel_counts(
         (s.target for s in spread(samples, STATISTICS_SAMPLES)),
-        num_classes=max(config.model.outputs, 2),
+        num_classes=max(config.model.outputs - REGRESSION_CHANNELS.get(config.data.target, 0), 2),
     )
     functions = {
         "median_frequency": median_frequency_weights,

@@ -11,6 +11,11 @@ instances (:mod:`lapseg.inference.instances`).
 term ``w0 * exp(-(d1 + d2)^2 / (2 sigma^2))`` is measured to the two nearest cell *interiors* and
 added on every non-interior pixel, so the boundary pixels between close cells weigh most; the
 class-balancing term balances the three classes.
+
+:func:`distance_maps` builds the regression targets of the ``distance`` representation (cell
+distance and neighbour distance, as in KIT-Sch-GE's Cell Tracking Challenge method): the network
+learns the foreground as two classes plus these two maps, and instances grow from seeds where
+the cell distance is high and the neighbour distance low.
 """
 
 from __future__ import annotations
@@ -29,7 +34,11 @@ __all__ = [
     "BACKGROUND",
     "BOUNDARY",
     "INTERIOR",
+    "REGRESSION_CHANNELS",
     "TARGET_KINDS",
+    "cell_distance",
+    "distance_maps",
+    "neighbor_distance",
     "three_class_target",
     "three_class_weight_map",
 ]
@@ -37,8 +46,17 @@ __all__ = [
 BACKGROUND, INTERIOR, BOUNDARY = 0, 1, 2
 """Class indices of the 3-class target."""
 
-TARGET_KINDS: tuple[str, ...] = ("binary", "three_class")
-"""What the network learns: foreground/background, or background/interior/boundary."""
+TARGET_KINDS: tuple[str, ...] = ("binary", "three_class", "distance")
+"""What the network learns: foreground/background, background/interior/boundary, or
+background/foreground plus the cell and neighbour distances."""
+
+REGRESSION_CHANNELS: dict[str, int] = {"distance": 2}
+"""Output channels per target that regress maps in [0, 1] (read through a sigmoid, after the
+softmax classes): the ``distance`` target's last two channels are the cell and neighbour
+distance (:func:`distance_maps`)."""
+
+NEIGHBOR_WINDOW = 30
+"""Pixels around each cell's bounding box searched for other cells (neighbour distance)."""
 
 
 def _check_labels(labels: ArrayLike) -> NDArray[np.integer]:
@@ -155,3 +173,93 @@ def three_class_weight_map(
     # class_weights (0, 0): border_weight_map returns the border term alone (on non-interiors)
     border = border_weight_map(interiors, w0=w0, sigma=sigma, class_weights=(0.0, 0.0))
     return (weights + border).astype(np.float32)
+
+
+def cell_distance(labels: ArrayLike) -> NDArray[np.float32]:
+    """Distance to the cell's outline, normalised to 1 at each cell's deepest pixel.
+
+    Parameters
+    ----------
+    labels : (Y, X) integer ndarray
+        Instance image, 0 = background.
+
+    Returns
+    -------
+    distance : (Y, X) float32 ndarray
+        0 on the background; inside cell ``l`` the Euclidean distance to the nearest pixel not
+        in ``l`` (other cells count as outside; the image border does not) divided by its
+        maximum over ``l``, so in ``(0, 1]``.
+
+    >>> cell_distance(np.pad(np.ones((3, 5), np.int32), 1))[1:4, 1:6]
+    array([[0.5, 0.5, 0.5, 0.5, 0.5],
+           [0.5, 1. , 1. , 1. , 0.5],
+           [0.5, 0.5, 0.5, 0.5, 0.5]], dtype=float32)
+    """
+    array = _check_labels(labels)
+    out = np.zeros(array.shape, np.float32)
+    for index, box in enumerate(ndimage.find_objects(array), start=1):
+        if box is None:
+            continue
+        box = tuple(slice(max(s.start - 1, 0), s.stop + 1) for s in box)
+        cell = array[box] == index
+        distance = ndimage.distance_transform_edt(cell)
+        out[box][cell] = (distance / distance.max())[cell]
+    return out
+
+
+def neighbor_distance(labels: ArrayLike, *, window: int = NEIGHBOR_WINDOW) -> NDArray[np.float32]:
+    """Closeness of each cell pixel to the nearest *other* cell (KIT-Sch-GE's neighbour distance).
+
+    Parameters
+    ----------
+    labels : (Y, X) integer ndarray
+        Instance image, 0 = background.
+    window : int, optional
+        Other cells are looked for within this margin around each cell's bounding box.
+
+    Returns
+    -------
+    closeness : (Y, X) float32 ndarray
+        Inside cell ``l``: ``(1 - d / d_max) ** 3`` clipped to [0, 1], with ``d`` the distance
+        to the nearest pixel of another cell and ``d_max`` its maximum over ``l``: largest next to
+        another cell, 0 at the cell's pixel farthest from any. 0 on the background and in cells
+        with no other cell within the window.
+
+    >>> labels = np.array([[1, 1, 1, 2]])
+    >>> neighbor_distance(labels).round(3)
+    array([[0.   , 0.037, 0.296, 0.   ]], dtype=float32)
+    """
+    array = _check_labels(labels)
+    out = np.zeros(array.shape, np.float32)
+    for index, box in enumerate(ndimage.find_objects(array), start=1):
+        if box is None:
+            continue
+        box = tuple(slice(max(s.start - window, 0), s.stop + window) for s in box)
+        crop = array[box]
+        cell = crop == index
+        others = (crop > 0) & ~cell
+        if not others.any():
+            continue
+        distance = ndimage.distance_transform_edt(~others)
+        d_max = max(float(distance[cell].max()), 1e-6)
+        closeness = np.clip(1 - distance / d_max, 0, 1) ** 3
+        out[box][cell] = np.maximum(out[box][cell], closeness[cell])
+    return out
+
+
+def distance_maps(labels: ArrayLike) -> NDArray[np.float32]:
+    """The regression targets of the ``distance`` representation.
+
+    Parameters
+    ----------
+    labels : (Y, X) integer ndarray
+        Instance image, 0 = background.
+
+    Returns
+    -------
+    maps : (2, Y, X) float32 ndarray
+        :func:`cell_distance` and :func:`neighbor_distance`, both in [0, 1] and 0 on the
+        background.
+    """
+    array = _check_labels(labels)
+    return np.stack([cell_distance(array), neighbor_distance(array)])

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from lapseg.config import INSTANCE_TARGETS, LapsegConfig
+from lapseg.config import INSTANCE_TARGETS, TARGET_OUTPUTS, LapsegConfig
 from lapseg.errors import LapsegInputError
 from lapseg.losses.modules import LOSSES
 
@@ -308,9 +308,10 @@ def resolve_task(
     out_channels = config.model.out_channels
     if out_channels is None:
         out_channels = _channels(target, task, survey)
-    elif target == "three_class" and out_channels != 3:
+    elif target in TARGET_OUTPUTS and out_channels != TARGET_OUTPUTS[target]:
         raise LapsegInputError(
-            f"data.target=three_class needs model.out_channels=3 (got {out_channels})"
+            f"data.target={target} needs model.out_channels={TARGET_OUTPUTS[target]} "
+            f"(got {out_channels})"
         )
     border_weights = config.loss.border_weights
     if border_weights == "auto":  # a loss without a pixel-wise term cannot use the map
@@ -348,8 +349,8 @@ def _remove_border(config: LapsegConfig, task: str, survey: MaskSurvey | None) -
 
 
 def _channels(target: str, task: str, survey: MaskSurvey | None) -> int:
-    if target == "three_class":
-        return 3
+    if target in TARGET_OUTPUTS:
+        return TARGET_OUTPUTS[target]
     if task == "semantic":
         if survey is None:
             raise LapsegInputError(

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from lapseg.data.dataset import Sample
+from lapseg.data.targets import REGRESSION_CHANNELS
 from lapseg.inference.engines import predict_logits
 from lapseg.inference.outputs import probabilities_from_logits
 from lapseg.inference.predict import LoadedModel, model_instances, model_mask
@@ -89,7 +90,8 @@ def _probabilities(loaded: LoadedModel, image: np.ndarray) -> np.ndarray:
     """``(K, Y, X)`` probabilities of one normalised ``(C, Y, X)`` image (sliding window)."""
     tensor = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32)).to(loaded.device)
     logits = predict_logits(loaded.model, tensor, loaded.config.predict, predictor=loaded.predictor)
-    return probabilities_from_logits(logits).float().cpu().numpy()
+    regressed = REGRESSION_CHANNELS.get(loaded.config.data.target, 0)
+    return probabilities_from_logits(logits, regressed=regressed).float().cpu().numpy()
 
 
 class _Scores:

@@ -29,6 +29,7 @@ import torch
 
 from lapseg import __version__
 from lapseg.data.normalization import apply_normalization
+from lapseg.data.targets import REGRESSION_CHANNELS
 from lapseg.errors import LapsegInputError, optional_import
 from lapseg.export.bioimageio_nodes import (
     INPUT_ID,
@@ -83,6 +84,13 @@ def output_channel_names(target: str, channels: int) -> list[str]:
 
 def _check_expressible(source: ExportSource) -> None:
     config = source.config
+    if config.data.target in REGRESSION_CHANNELS:
+        raise LapsegInputError(
+            f"data.target={config.data.target} mixes softmax classes with regressed maps, which "
+            "one bioimage.io postprocessing step cannot express; export ONNX or TorchScript "
+            "instead",
+            path=source.checkpoint_path,
+        )
     for key in ("resize", "crop_or_pad"):
         if getattr(config.data, key) is not None:
             raise LapsegInputError(

@@ -1,12 +1,16 @@
 """From probability maps to instance label images (uint16, 0 = background).
 
-Two routes, both pure functions of a whole-image probability map:
+Three routes, all pure functions of a whole-image probability map:
 
 - :func:`instances_from_three_class` for networks trained on the 3-class target of
   :mod:`lapseg.data.targets` (background, interior, boundary): the connected components of the
   interior class are the seeds; they grow into the foreground by a watershed on
   ``1 - P(foreground)`` (scikit-image), so touching cells are split where the network sees a
   boundary.
+- :func:`instances_from_distance` for networks trained on the ``distance`` target (background
+  and foreground classes, then the regressed cell and neighbour distance): seeds are the
+  components of ``cell - neighbour`` distance above a threshold; they grow down the cell
+  distance into the foreground (KIT-Sch-GE's post-processing).
 - :func:`instances_from_binary` for foreground/background networks: connected components, or
   optionally a distance-transform watershed (a classical way to split touching round cells).
 
@@ -31,6 +35,7 @@ from lapseg.errors import LapsegInputError
 __all__ = [
     "fill_label_holes",
     "instances_from_binary",
+    "instances_from_distance",
     "instances_from_probabilities",
     "instances_from_three_class",
     "remove_border_objects",
@@ -210,6 +215,60 @@ def instances_from_three_class(
     return _finish(labels, min_size=min_size, fill_holes=fill_holes, remove_border=remove_border)
 
 
+def instances_from_distance(
+    prob: ArrayLike,
+    *,
+    seed_threshold: float = 0.5,
+    foreground_threshold: float = 0.5,
+    min_size: int = 16,
+    min_seed_size: int = 0,
+    fill_holes: bool = True,
+    remove_border: bool = False,
+) -> NDArray[np.uint16]:
+    """Instances from background / foreground probabilities and cell / neighbour distances.
+
+    Parameters
+    ----------
+    prob : (4, Y, X) float ndarray
+        Softmax background and foreground probabilities, then the regressed (sigmoid) cell
+        distance and neighbour distance of :func:`lapseg.data.targets.distance_maps`.
+    seed_threshold : float, optional
+        Seeds are the 4-connected components of ``prob[2] - prob[3] > seed_threshold``: deep
+        inside a cell and away from its neighbours (``postprocess.interior_threshold``).
+    foreground_threshold : float, optional
+        Cells are the pixels with ``1 - prob[0] > foreground_threshold``; seeds grow into them.
+    min_size, min_seed_size, fill_holes, remove_border
+        As in :func:`instances_from_three_class`.
+
+    Returns
+    -------
+    labels : (Y, X) uint16 ndarray
+        0 = background, objects labelled ``1..N`` sequentially.
+
+    Notes
+    -----
+    The watershed floods the negated cell distance from the seeds within the foreground (and
+    the seeds themselves), so touching cells split where the predicted distance to the outline
+    is lowest; foreground regions without any seed are dropped.
+    """
+    array = _check_probabilities(prob, 3, "prob must be (4, Y, X) probabilities and distances")
+    if array.shape[0] != 4:
+        raise LapsegInputError(
+            "prob must have 4 channels (background, foreground, cell distance, neighbour "
+            f"distance), got {array.shape[0]}"
+        )
+    seed_threshold = _check_threshold("seed_threshold", seed_threshold)
+    foreground_threshold = _check_threshold("foreground_threshold", foreground_threshold)
+    min_size = _check_count("min_size", min_size, 0)
+    min_seed_size = _check_count("min_seed_size", min_seed_size, 0)
+    seeds, _ = ndimage.label(array[2] - array[3] > seed_threshold, structure=_CROSS)
+    if min_seed_size > 0:
+        seeds = remove_small_objects(seeds, min_size=min_seed_size)
+    mask = (1.0 - array[0] > foreground_threshold) | (seeds > 0)
+    labels = watershed(-array[2], markers=seeds, mask=mask)
+    return _finish(labels, min_size=min_size, fill_holes=fill_holes, remove_border=remove_border)
+
+
 def _distance_watershed(foreground: NDArray[np.bool_], min_distance: int) -> NDArray[np.int32]:
     """Split touching round objects: watershed of the negated distance transform."""
     components, n_components = ndimage.label(foreground, structure=_CROSS)
@@ -289,6 +348,8 @@ def instances_from_probabilities(
     ----------
     prob : (K, Y, X) float ndarray
         ``K == 3``: background / interior / boundary (:func:`instances_from_three_class`).
+        ``K == 4``: background / foreground / cell distance / neighbour distance
+        (:func:`instances_from_distance`, ``interior_threshold`` as the seed threshold).
         ``K == 1`` (sigmoid foreground) or ``K == 2`` (softmax background / foreground):
         :func:`instances_from_binary` on the foreground channel.
     config : PostprocessConfig
@@ -322,6 +383,14 @@ def instances_from_probabilities(
             min_seed_size=min_seed_size,
             **common,
         )
+    if array.shape[0] == 4:
+        return instances_from_distance(
+            array,
+            seed_threshold=config.interior_threshold,
+            foreground_threshold=config.foreground_threshold,
+            min_seed_size=min_seed_size,
+            **common,
+        )
     if array.shape[0] in (1, 2):
         return instances_from_binary(
             array[-1],
@@ -331,6 +400,7 @@ def instances_from_probabilities(
             **common,
         )
     raise LapsegInputError(
-        f"instances need 1, 2 (foreground) or 3 (background, interior, boundary) probability "
-        f"channels, got {array.shape[0]}"
+        f"instances need 1, 2 (foreground), 3 (background, interior, boundary) or 4 "
+        f"(background, foreground, cell and neighbour distance) probability channels, got "
+        f"{array.shape[0]}"
     )

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from skimage.filters import threshold_otsu
 
+from lapseg.config import INSTANCE_TARGETS
 from lapseg.errors import LapsegInputError
 
 __all__ = [
@@ -33,25 +34,41 @@ THRESHOLD_METHODS = ("fixed", "otsu")
 DEFAULT_CANDIDATES = np.linspace(0.05, 0.95, 19)
 
 
-def probabilities_from_logits(logits: torch.Tensor) -> torch.Tensor:
+def probabilities_from_logits(logits: torch.Tensor, *, regressed: int = 0) -> torch.Tensor:
     """Turn network logits into probabilities.
 
     Parameters
     ----------
     logits : (K, Y, X) tensor
         Raw network output for one image.
+    regressed : int, optional
+        The last ``regressed`` channels are regressed maps in [0, 1] (the ``distance`` target's
+        cell and neighbour distance, :data:`lapseg.data.targets.REGRESSION_CHANNELS`): they
+        go through a sigmoid, the softmax covers the others.
 
     Returns
     -------
     (K, Y, X) tensor
         ``sigmoid(logits)`` when ``K == 1`` (foreground probability), else the softmax over
-        the ``K`` classes. Same device; floating dtype of the input.
+        the ``K`` classes (the ``K - regressed`` classes, then the sigmoid of the maps). Same
+        device; floating dtype of the input.
+
+    >>> probabilities_from_logits(torch.zeros(4, 1, 1), regressed=2).flatten().tolist()
+    [0.5, 0.5, 0.5, 0.5]
     """
     if not isinstance(logits, torch.Tensor) or logits.ndim != 3 or logits.shape[0] < 1:
         shape = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits)
         raise LapsegInputError(f"logits must be a (K, Y, X) tensor, got {shape}")
     if not logits.is_floating_point():
         raise LapsegInputError(f"logits must be floating point, got {logits.dtype}")
+    if regressed:
+        if not 0 < regressed <= logits.shape[0] - 2:
+            raise LapsegInputError(
+                f"{regressed} regressed channel(s) need at least {regressed + 2} logit channels, "
+                f"got {logits.shape[0]}"
+            )
+        classes = logits.shape[0] - regressed
+        return torch.cat([torch.softmax(logits[:classes], dim=0), torch.sigmoid(logits[classes:])])
     if logits.shape[0] == 1:
         return torch.sigmoid(logits)
     return torch.softmax(logits, dim=0)
@@ -195,9 +212,9 @@ def foreground_probability(prob: np.ndarray, *, target: str = "binary") -> np.nd
     ----------
     prob : (K, Y, X) ndarray
         Probabilities of one image.
-    target : {"binary", "three_class"}
-        What the network learnt. ``"three_class"``: ``1 - P(background)``; otherwise the last
-        channel (the sigmoid output of a one-channel model, class 1 of a two-class model).
+    target : {"binary", "three_class", "distance"}
+        What the network learnt. The instance targets (``"three_class"``, ``"distance"``):
+        ``1 - P(background)``; otherwise the last channel (the sigmoid output of a one-channel model, class 1 of a two-class model).
 
     Returns
     -------
@@ -206,7 +223,7 @@ def foreground_probability(prob: np.ndarray, *, target: str = "binary") -> np.nd
     prob = np.asarray(prob)
     if prob.ndim != 3:
         raise LapsegInputError(f"prob must be a (K, Y, X) array, got shape {prob.shape}")
-    if target == "three_class":
+    if target in INSTANCE_TARGETS:
         return (1.0 - prob[0]).astype(np.float32)
     return prob[-1].astype(np.float32)
 
@@ -219,8 +236,9 @@ def probabilities_to_mask(
     Parameters
     ----------
     prob : (K, Y, X) ndarray
-    target : {"binary", "three_class"}
-        ``"three_class"`` models give the foreground mask ``1 - P(background) > threshold``.
+    target : {"binary", "three_class", "distance"}
+        Instance models (``"three_class"``, ``"distance"``) give the foreground mask
+        ``1 - P(background) > threshold``.
     method : {"fixed", "otsu", "tuned"}
         For foreground masks: ``"fixed"`` and ``"tuned"`` use ``threshold``, ``"otsu"`` is per
         image.
@@ -229,10 +247,10 @@ def probabilities_to_mask(
     Returns
     -------
     mask : (Y, X) ndarray
-        0/255 uint8 for one-channel and 3-class models; class indices (uint8/uint16) otherwise.
+        0/255 uint8 for one-channel and instance models; class indices (uint8/uint16) otherwise.
     """
     prob = np.asarray(prob)
-    if prob.ndim == 3 and (prob.shape[0] == 1 or target == "three_class"):
+    if prob.ndim == 3 and (prob.shape[0] == 1 or target in INSTANCE_TARGETS):
         binary = threshold_probabilities(
             foreground_probability(prob, target=target),
             method="otsu" if method == "otsu" else "fixed",

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from lapseg.config import (
+    INSTANCE_TARGETS,
     LapsegConfig,
     PredictConfig,
     config_from_dict,
@@ -23,6 +24,7 @@ from lapseg.data.channels import select_channels
 from lapseg.data.dataset import reshape_for_network
 from lapseg.data.geometry import center_crop_or_pad, resize_to, undo_center_crop_or_pad
 from lapseg.data.normalization import NormalizationStats, apply_normalization
+from lapseg.data.targets import REGRESSION_CHANNELS
 from lapseg.data.tasks import resolve_task
 from lapseg.device import mixed_precision, place_model, select_device
 from lapseg.errors import LapsegInputError
@@ -188,7 +190,8 @@ def predict_probabilities(
             loaded.device
         )
         logits = predict_logits(loaded.model, tensor, settings, predictor=loaded.predictor)
-        prob = probabilities_from_logits(logits)
+        regressed = REGRESSION_CHANNELS.get(loaded.config.data.target, 0)
+        prob = probabilities_from_logits(logits, regressed=regressed)
         prob_map = _map_back(prob.cpu().numpy(), scaled.shape[-2:], loaded.config)
         if zoom != 1.0:
             prob_map = resize_to(prob_map, image.shape[-2:], order=1).astype(np.float32)
@@ -204,14 +207,14 @@ def model_mask(
     """The mask ``(Y, X)`` of one image as ``lapseg predict`` writes it.
 
     Foreground masks (0/255) use the run's threshold rule (``predict.threshold_method``; the
-    tuned threshold is stored with the model); 3-class instance models threshold
+    tuned threshold is stored with the model); instance models (3-class, distance) threshold
     ``1 - P(background)`` at ``postprocess.foreground_threshold``; class models give the class
     map (:func:`lapseg.inference.outputs.probabilities_to_mask`).
     """
     settings = predict if predict is not None else loaded.config.predict
     method = settings.threshold_method
     target = loaded.config.data.target
-    if target == "three_class":
+    if target in INSTANCE_TARGETS:
         threshold = loaded.config.postprocess.foreground_threshold
     else:
         threshold = loaded.threshold if method == "tuned" else settings.threshold

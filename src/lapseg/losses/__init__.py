@@ -32,9 +32,11 @@ from lapseg.losses.modules import (
     TverskyLoss,
     create_loss,
 )
+from lapseg.losses.regression import ClassesAndMapsLoss
 
 __all__ = [
     "LOSSES",
+    "ClassesAndMapsLoss",
     "CrossEntropyLoss",
     "DiceCELoss",
     "DiceLoss",

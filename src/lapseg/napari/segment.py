@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lapseg.config import PredictConfig
+from lapseg.config import INSTANCE_TARGETS, PredictConfig
 from lapseg.inference.movies import MovieOutputs, predict_movie
 from lapseg.inference.outputs import foreground_probability
 from lapseg.inference.predict import (
@@ -64,9 +64,10 @@ class SegmentOptions:
 
 def probability_view(loaded: LoadedModel, prob: np.ndarray) -> np.ndarray:
     """What the probabilities layer shows of one ``(K, Y, X)`` map: the foreground probability
-    ``(Y, X)`` of one-channel and 3-class models, else the ``K`` class probabilities."""
+    ``(Y, X)`` of one-channel and instance (3-class, distance) models, else the ``K`` class
+    probabilities."""
     target = loaded.config.data.target
-    if prob.shape[0] == 1 or target == "three_class":
+    if prob.shape[0] == 1 or target in INSTANCE_TARGETS:
         return foreground_probability(prob, target=target)
     return prob
 

@@ -29,7 +29,8 @@ def train_one_epoch(
     is computed in float32. ``scaler`` scales float16 gradients (CUDA). ``keep_probability``
     < 1: a random loss mask, each target pixel kept with that probability (``valid_mask`` of
     the loss, drawn from torch's generator). ``on_batch(loss)`` is called after every step
-    (progress bar, time budget); returning ``False`` ends the epoch.
+    (progress bar, time budget); returning ``False`` ends the epoch. Batches with ``maps``
+    (regression targets, ``data.target=distance``) hand them to the loss.
     """
     model.train()
     total, count = 0.0, 0
@@ -39,13 +40,14 @@ def train_one_epoch(
             image = image.contiguous(memory_format=torch.channels_last)
         target = batch["target"].to(device, non_blocking=True)
         weights = batch["weights"].to(device, non_blocking=True) if use_pixel_weights else None
+        maps = {"maps": batch["maps"].to(device, non_blocking=True)} if "maps" in batch else {}
         keep = None
         if keep_probability < 1.0:
             keep = torch.rand(target.shape, device=target.device) < keep_probability
         optimizer.zero_grad(set_to_none=True)
         with autocast_context(device, precision):
             logits = model(image)
-        loss = loss_fn(logits.float(), target, pixel_weights=weights, valid_mask=keep)
+        loss = loss_fn(logits.float(), target, pixel_weights=weights, valid_mask=keep, **maps)
         if scaler is not None:
             scaler.scale(loss).backward()
             scaler.step(optimizer)

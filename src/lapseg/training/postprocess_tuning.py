@@ -27,6 +27,10 @@ _THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 """Interior and foreground thresholds tried. The best pair lay on the edge of a grid ending at
 0.8 / 0.7 on DIC-HeLa and PSC (outlines too large by 1-8%), so the grid reaches 0.9."""
 
+_SEED_THRESHOLDS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
+"""Seed thresholds of ``distance`` models (on cell minus neighbour distance, both in [0, 1]:
+seeds shrink towards each cell's centre as it grows)."""
+
 
 def candidate_settings(target: str) -> list[dict[str, Any]]:
     """The grid of post-processing settings searched for ``target`` (``data.target``)."""
@@ -34,6 +38,11 @@ def candidate_settings(target: str) -> list[dict[str, Any]]:
         return [
             {"interior_threshold": i, "foreground_threshold": f}
             for i, f in itertools.product(_THRESHOLDS, _THRESHOLDS)
+        ]
+    if target == "distance":
+        return [
+            {"interior_threshold": i, "foreground_threshold": f}
+            for i, f in itertools.product(_SEED_THRESHOLDS, _THRESHOLDS)
         ]
     return []
 

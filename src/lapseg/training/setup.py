@@ -20,11 +20,12 @@ from lapseg.config import LapsegConfig, config_from_dict, config_to_dict, dump_c
 from lapseg.data.dataset import PatchDataset, RunData
 from lapseg.data.setup import compute_class_weights, median_object_area, prepare_run_data
 from lapseg.data.split import write_split
+from lapseg.data.targets import REGRESSION_CHANNELS
 from lapseg.device import describe_precision, mixed_precision, place_model, select_device
 from lapseg.errors import LapsegInputError
 from lapseg.io.files import write_json, write_text
 from lapseg.io.locks import LOCK_NAME
-from lapseg.losses import create_loss
+from lapseg.losses import ClassesAndMapsLoss, create_loss
 from lapseg.models.checkpoint import (
     capture_rng_states,
     load_checkpoint,
@@ -241,6 +242,9 @@ def _make_loss(config: LapsegConfig, class_weights: list[float] | None) -> torch
         raise LapsegInputError(
             f"loss.name={config.loss.name!r} cannot use the border weight map; use ce, focal or dice_ce"
         )
+    maps = REGRESSION_CHANNELS.get(config.data.target, 0)
+    if maps:
+        return ClassesAndMapsLoss(loss_fn, channels=maps, weight=config.loss.regression_weight)
     return loss_fn
 
 

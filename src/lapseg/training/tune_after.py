@@ -8,6 +8,7 @@ import logging
 import time
 from typing import Any
 
+from lapseg.data.targets import REGRESSION_CHANNELS
 from lapseg.device import place_model
 from lapseg.errors import LapsegInputError
 from lapseg.inference.outputs import probabilities_from_logits, tune_threshold
@@ -44,7 +45,10 @@ def tune_on_validation(run: TrainingRun) -> dict[str, Any]:
     logits = predict_tiles(
         best_model, run.validation, config, device=run.device, precision=run.precision
     )
-    probabilities = [probabilities_from_logits(x).float().cpu().numpy() for x in logits]
+    regressed = REGRESSION_CHANNELS.get(config.data.target, 0)
+    probabilities = [
+        probabilities_from_logits(x, regressed=regressed).float().cpu().numpy() for x in logits
+    ]
     if threshold:
         value, _ = tune_threshold([p[0] for p in probabilities], run.validation.targets)
         checkpoint["threshold"] = float(value)

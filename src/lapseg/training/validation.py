@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -28,6 +28,7 @@ from torch import nn
 
 from lapseg.config import LapsegConfig, PostprocessConfig
 from lapseg.data.dataset import Sample
+from lapseg.data.targets import REGRESSION_CHANNELS
 from lapseg.inference.engines import predict_logits
 from lapseg.inference.instances import instances_from_probabilities
 from lapseg.inference.outputs import (
@@ -51,12 +52,15 @@ MAX_PIXELS = 2_500_000
 class ValidationSet:
     """Fixed validation tiles: images ``(C, h, w)``, targets ``(h, w)``, instance labels.
 
-    ``instances`` holds ``(h, w)`` label images for instance tasks (else None per tile).
+    ``instances`` holds ``(h, w)`` label images for instance tasks (else None per tile);
+    ``maps`` the ``(M, h, w)`` regression targets of ``data.target=distance`` (else empty, or
+    None per tile).
     """
 
     images: list[np.ndarray]
     targets: list[np.ndarray]
     instances: list[np.ndarray | None]
+    maps: list[np.ndarray | None] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.images)
@@ -72,6 +76,7 @@ class ValidationSet:
         images: list[np.ndarray] = []
         targets: list[np.ndarray] = []
         instances: list[np.ndarray | None] = []
+        maps: list[np.ndarray | None] = []
         used = 0
         crop = False
         for index in range(len(samples)):
@@ -86,7 +91,13 @@ class ValidationSet:
             targets.append(np.ascontiguousarray(target))
             labels = sample.instances
             instances.append(None if labels is None else np.ascontiguousarray(labels[window]))
-        return cls(images, targets, instances)
+            sample_maps = sample.maps
+            maps.append(
+                None
+                if sample_maps is None
+                else np.ascontiguousarray(sample_maps[(slice(None), *window)])
+            )
+        return cls(images, targets, instances, maps)
 
 
 def _foreground_window(target: np.ndarray, tile: int) -> tuple[slice, slice]:
@@ -162,11 +173,14 @@ def validate(
     semantic = config.data.task == "semantic"
     accumulator = MetricAccumulator(num_classes=config.model.outputs if semantic else 2)
     probabilities = []
-    for tile_logits, target in zip(logits, tiles.targets, strict=True):
+    regressed = REGRESSION_CHANNELS.get(config.data.target, 0)
+    tile_maps = tiles.maps or [None] * len(tiles)
+    for tile_logits, target, maps in zip(logits, tiles.targets, tile_maps, strict=True):
         target_t = torch.from_numpy(target).to(device)
+        extra = {} if maps is None else {"maps": torch.from_numpy(maps[None]).to(device)}
         with torch.inference_mode():
-            losses.append(float(loss_fn(tile_logits[None], target_t[None])))
-        prob = probabilities_from_logits(tile_logits).float().cpu().numpy()
+            losses.append(float(loss_fn(tile_logits[None], target_t[None], **extra)))
+        prob = probabilities_from_logits(tile_logits, regressed=regressed).float().cpu().numpy()
         probabilities.append(prob)
         if semantic:
             accumulator.update(target, argmax_classes(prob))

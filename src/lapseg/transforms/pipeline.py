@@ -1,4 +1,5 @@
-"""``augment_sample``: one random paired augmentation of an (image, target, weights) sample.
+"""``augment_sample``: one random paired augmentation of an (image, target, weights) sample
+(``augment_sample_with_maps``: with regression target maps too).
 
 Geometry first (one coordinate map for all arrays, resampled once; see
 :mod:`lapseg.transforms.geometric`), then intensity on the image only (see
@@ -72,6 +73,26 @@ def augment_sample(
         If the shapes do not match: a valid-padding network's target must be cut with the same
         context margin as the image and cropped after augmentation.
     """
+    out_image, out_target, out_weights, _ = augment_sample_with_maps(
+        image, target, weights, None, config, rng=rng, stage=stage
+    )
+    return out_image, out_target, out_weights
+
+
+def augment_sample_with_maps(
+    image: np.ndarray,
+    target: np.ndarray,
+    weights: np.ndarray | None,
+    maps: np.ndarray | None,
+    config: AugmentationConfig,
+    *,
+    rng: np.random.Generator | int | None = None,
+    stage: int | None = 0,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """:func:`augment_sample` with regression target maps: ``maps : (M, Y, X)`` float (or
+    None) get the same geometry, interpolated linearly like the weights, and come back last.
+    The random draws do not depend on ``maps``: with the same ``rng`` the other outputs equal
+    :func:`augment_sample`'s."""
     image = np.asarray(image)
     target = np.asarray(target)
     if image.ndim != 3:
@@ -80,6 +101,8 @@ def augment_sample(
         raise ValueError(f"target shape {target.shape} differs from image (Y, X) {image.shape[1:]}")
     if weights is not None and np.shape(weights) != target.shape:
         raise ValueError(f"weights shape {np.shape(weights)} differs from target {target.shape}")
+    if maps is not None and (np.ndim(maps) != 3 or np.shape(maps)[1:] != target.shape):
+        raise ValueError(f"maps shape {np.shape(maps)} is not (M, *{target.shape})")
     if not np.issubdtype(image.dtype, np.floating):
         raise ValueError(f"image must be floating point (normalised), got {image.dtype}")
     if not (np.issubdtype(target.dtype, np.integer) or target.dtype == bool):
@@ -87,9 +110,11 @@ def augment_sample(
     rng = np.random.default_rng(rng)
     active = config_for_stage(config, stage)
     params = random_geometry((image.shape[1], image.shape[2]), active, rng)
-    out_image, out_target, out_weights = apply_geometry(
-        (image, target, weights), params, orders=(IMAGE_ORDER, TARGET_ORDER, WEIGHTS_ORDER)
+    out_image, out_target, out_weights, out_maps = apply_geometry(
+        (image, target, weights, maps),
+        params,
+        orders=(IMAGE_ORDER, TARGET_ORDER, WEIGHTS_ORDER, WEIGHTS_ORDER),
     )
     out_image = cast(np.ndarray, out_image).astype(np.float32, copy=False)
     out_image = random_intensity(out_image, active, rng)
-    return out_image, cast(np.ndarray, out_target), out_weights
+    return out_image, cast(np.ndarray, out_target), out_weights, out_maps
