@@ -206,10 +206,10 @@ class PatchDataset(torch.utils.data.Dataset):
 
     Each item is a dict with ``image (C, h, w)`` float32, ``target (h', w')`` int64 and
     ``weights (h', w')`` float32 tensors (and ``maps (M, h', w')`` float32 when the samples have
-    regression maps), where ``h' = h - 2 * output_margin`` (a 'valid'
-    U-Net sees context around the patch it is scored on). Image, target and weights are cut
-    with the context, augmented together (one geometric transform for every channel — temporal
-    frames included — and the target), then the target and weights are cropped to the output.
+    regression maps), where ``h' = h - 2 * output_margin`` (a 'valid' U-Net sees context around
+    the patch it is scored on). Image, target, weights and maps are cut with the context,
+    augmented together (one geometric transform for every channel — temporal frames included —
+    and the target), then the target, weights and maps are cropped to the output.
     The patches of an epoch are a pure function of ``(seed, epoch, index)``; the curriculum
     ``stage`` selects which augmentations are active.
 

@@ -214,7 +214,8 @@ def foreground_probability(prob: np.ndarray, *, target: str = "binary") -> np.nd
         Probabilities of one image.
     target : {"binary", "three_class", "distance"}
         What the network learnt. The instance targets (``"three_class"``, ``"distance"``):
-        ``1 - P(background)``; otherwise the last channel (the sigmoid output of a one-channel model, class 1 of a two-class model).
+        ``1 - P(background)``; otherwise the last channel (the sigmoid output of a one-channel
+        model, class 1 of a two-class model).
 
     Returns
     -------

@@ -17,7 +17,8 @@ __all__ = ["ClassesAndMapsLoss"]
 
 
 class ClassesAndMapsLoss(nn.Module):
-    """``base(logits[:, :K-M], target) + weight * sum_m MSE(sigmoid(logits[:, K-M+m]), maps[:, m])``.
+    """A segmentation loss on the classes plus the weighted squared error of the regressed maps:
+    ``base(logits[:, :K-M], target) + weight * sum_m MSE(sigmoid(logits[:, K-M+m]), maps[:, m])``.
 
     Parameters
     ----------
