@@ -27,10 +27,17 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy import ndimage
 from skimage.feature import peak_local_max
-from skimage.segmentation import relabel_sequential, watershed
+from skimage.segmentation import watershed
 
 from lapseg.config import PostprocessConfig
 from lapseg.errors import LapsegInputError
+from lapseg.inference.label_cleanup import (
+    check_count,
+    fill_label_holes,
+    finish_labels,
+    remove_border_objects,
+    remove_small_objects,
+)
 
 __all__ = [
     "fill_label_holes",
@@ -42,7 +49,6 @@ __all__ = [
     "remove_small_objects",
 ]
 
-_MAX_LABEL = int(np.iinfo(np.uint16).max)
 _CROSS = ndimage.generate_binary_structure(2, 1)  # 4-connectivity
 _SQUARE = ndimage.generate_binary_structure(2, 2)  # 8-connectivity
 
@@ -56,12 +62,6 @@ def _check_threshold(name: str, value: float) -> float:
     return float(value)
 
 
-def _check_count(name: str, value: int, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
-        raise LapsegInputError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
-
-
 def _check_probabilities(prob: ArrayLike, ndim: int, what: str) -> NDArray[np.floating]:
     array = np.asarray(prob)
     if array.ndim != ndim or array.size == 0:
@@ -73,85 +73,23 @@ def _check_probabilities(prob: ArrayLike, ndim: int, what: str) -> NDArray[np.fl
     return array
 
 
-def _check_labels(labels: ArrayLike) -> NDArray[np.integer]:
-    array = np.asarray(labels)
-    if array.ndim != 2 or not np.issubdtype(array.dtype, np.integer):
-        raise LapsegInputError(
-            f"labels must be a (Y, X) integer image, got shape {array.shape}, dtype {array.dtype}"
-        )
-    if array.size and array.min() < 0:
-        raise LapsegInputError("labels must be >= 0 (0 is background)")
-    return array
+# --------------------------------------------------------------------------- the routes
 
 
-# --------------------------------------------------------------------------- label clean-up
-
-
-def fill_label_holes(labels: ArrayLike) -> NDArray[np.integer]:
-    """Fill background regions enclosed by a single object with that object's label.
-
-    Parameters
-    ----------
-    labels : (Y, X) integer ndarray
-        Instance image, 0 = background.
-
-    Returns
-    -------
-    filled : (Y, X) ndarray
-        A copy with the same dtype. Background enclosed jointly by several objects (the gap
-        between three touching cells) stays background; other objects are never overwritten.
-    """
-    array = _check_labels(labels)
-    out = array.copy()
-    for index, box in enumerate(ndimage.find_objects(array), start=1):
-        if box is None:
-            continue
-        window = array[box]
-        holes = ndimage.binary_fill_holes(window == index) & (window == 0)
-        out[box][holes] = index
-    return out
-
-
-def remove_small_objects(labels: ArrayLike, *, min_size: int) -> NDArray[np.integer]:
-    """A copy of ``labels`` without the objects of fewer than ``min_size`` pixels."""
-    array = _check_labels(labels)
-    min_size = _check_count("min_size", min_size, 0)
-    sizes = np.bincount(array.ravel())
-    small = sizes < min_size
-    small[0] = False
-    return np.where(small[array], 0, array).astype(array.dtype)
-
-
-def remove_border_objects(labels: ArrayLike) -> NDArray[np.integer]:
-    """A copy of ``labels`` without the objects touching the image border."""
-    array = _check_labels(labels)
-    edge = np.concatenate([array[0], array[-1], array[:, 0], array[:, -1]])
-    touching = np.zeros(int(array.max(initial=0)) + 1, dtype=bool)
-    touching[edge] = True
-    touching[0] = False
-    return np.where(touching[array], 0, array).astype(array.dtype)
-
-
-def _finish(
-    labels: NDArray[np.integer], *, min_size: int, fill_holes: bool, remove_border: bool
-) -> NDArray[np.uint16]:
-    """Hole filling, size filter, border filter, sequential relabelling to uint16."""
-    if fill_holes:
-        labels = fill_label_holes(labels)
-    if min_size > 0:
-        labels = remove_small_objects(labels, min_size=min_size)
-    if remove_border:
-        labels = remove_border_objects(labels)
-    relabelled, _, _ = relabel_sequential(labels)
-    if relabelled.max(initial=0) > _MAX_LABEL:
-        raise LapsegInputError(
-            f"{int(relabelled.max())} objects do not fit in a uint16 label image; "
-            "raise min_size or split the image"
-        )
-    return relabelled.astype(np.uint16)
-
-
-# --------------------------------------------------------------------------- the two routes
+def _grow_seeds(
+    seed_mask: NDArray[np.bool_],
+    landscape: NDArray[np.floating],
+    foreground: NDArray[np.bool_],
+    *,
+    min_seed_size: int,
+) -> NDArray[np.integer]:
+    """The 4-connected components of ``seed_mask`` (those of ``min_seed_size`` pixels and
+    more) grown by a watershed of ``landscape`` (low first) within ``foreground`` and the seeds;
+    foreground no seed reaches stays background."""
+    seeds, _ = ndimage.label(seed_mask, structure=_CROSS)
+    if min_seed_size > 0:
+        seeds = remove_small_objects(seeds, min_size=min_seed_size)
+    return watershed(landscape, markers=seeds, mask=foreground | (seeds > 0))
 
 
 def instances_from_three_class(
@@ -181,7 +119,8 @@ def instances_from_three_class(
         Seeds with fewer pixels are ignored (guards against specks of interior probability
         splitting a cell).
     fill_holes : bool, optional
-        Fill background enclosed by one object (:func:`fill_label_holes`).
+        Fill background enclosed by one object
+        (:func:`~lapseg.inference.label_cleanup.fill_label_holes`).
     remove_border : bool, optional
         Drop objects that touch the image border.
 
@@ -204,15 +143,18 @@ def instances_from_three_class(
         )
     interior_threshold = _check_threshold("interior_threshold", interior_threshold)
     foreground_threshold = _check_threshold("foreground_threshold", foreground_threshold)
-    min_size = _check_count("min_size", min_size, 0)
-    min_seed_size = _check_count("min_seed_size", min_seed_size, 0)
+    min_size = check_count("min_size", min_size, 0)
+    min_seed_size = check_count("min_seed_size", min_seed_size, 0)
     foreground_prob = 1.0 - array[0]
-    seeds, _ = ndimage.label(array[1] > interior_threshold, structure=_CROSS)
-    if min_seed_size > 0:
-        seeds = remove_small_objects(seeds, min_size=min_seed_size)
-    mask = (foreground_prob > foreground_threshold) | (seeds > 0)
-    labels = watershed(1.0 - foreground_prob, markers=seeds, mask=mask)
-    return _finish(labels, min_size=min_size, fill_holes=fill_holes, remove_border=remove_border)
+    labels = _grow_seeds(
+        array[1] > interior_threshold,
+        1.0 - foreground_prob,
+        foreground_prob > foreground_threshold,
+        min_seed_size=min_seed_size,
+    )
+    return finish_labels(
+        labels, min_size=min_size, fill_holes=fill_holes, remove_border=remove_border
+    )
 
 
 def instances_from_distance(
@@ -259,14 +201,17 @@ def instances_from_distance(
         )
     seed_threshold = _check_threshold("seed_threshold", seed_threshold)
     foreground_threshold = _check_threshold("foreground_threshold", foreground_threshold)
-    min_size = _check_count("min_size", min_size, 0)
-    min_seed_size = _check_count("min_seed_size", min_seed_size, 0)
-    seeds, _ = ndimage.label(array[2] - array[3] > seed_threshold, structure=_CROSS)
-    if min_seed_size > 0:
-        seeds = remove_small_objects(seeds, min_size=min_seed_size)
-    mask = (1.0 - array[0] > foreground_threshold) | (seeds > 0)
-    labels = watershed(-array[2], markers=seeds, mask=mask)
-    return _finish(labels, min_size=min_size, fill_holes=fill_holes, remove_border=remove_border)
+    min_size = check_count("min_size", min_size, 0)
+    min_seed_size = check_count("min_seed_size", min_seed_size, 0)
+    labels = _grow_seeds(
+        array[2] - array[3] > seed_threshold,
+        -array[2],
+        1.0 - array[0] > foreground_threshold,
+        min_seed_size=min_seed_size,
+    )
+    return finish_labels(
+        labels, min_size=min_size, fill_holes=fill_holes, remove_border=remove_border
+    )
 
 
 def _distance_watershed(foreground: NDArray[np.bool_], min_distance: int) -> NDArray[np.int32]:
@@ -325,14 +270,16 @@ def instances_from_binary(
     """
     array = _check_probabilities(prob, 2, "prob must be a (Y, X) foreground probability map")
     threshold = _check_threshold("threshold", threshold)
-    min_distance = _check_count("min_distance", min_distance, 1)
-    min_size = _check_count("min_size", min_size, 0)
+    min_distance = check_count("min_distance", min_distance, 1)
+    min_size = check_count("min_size", min_size, 0)
     foreground = array > threshold
     if watershed:
         labels = _distance_watershed(foreground, min_distance)
     else:
         labels, _ = ndimage.label(foreground, structure=_CROSS)
-    return _finish(labels, min_size=min_size, fill_holes=fill_holes, remove_border=remove_border)
+    return finish_labels(
+        labels, min_size=min_size, fill_holes=fill_holes, remove_border=remove_border
+    )
 
 
 def instances_from_probabilities(
