@@ -21,6 +21,19 @@ TINY_SYNTHETIC = SyntheticConfig(
     shape=(96, 96), n_cells=(3, 6), radius=(7.0, 12.0), n_debris=(1, 2)
 )
 
+TINY_TRAINING = [
+    "model.base_features=8",
+    "model.depth=2",
+    "train.patch_size=[64, 64]",
+    "train.patches_per_epoch=32",
+    "train.batch_size=4",
+    "train.tensorboard=false",
+    "predict.tile_size=[64, 64]",
+    "train.deterministic=true",
+]
+"""A small, deterministic model trained on 64 x 64 patches of the synthetic pairs (add
+``train.epochs``)."""
+
 
 def write_pairs(root: Path, n: int, *, seed: int, config: SyntheticConfig = TINY_SYNTHETIC) -> Path:
     """Write ``n`` synthetic image/mask pairs as root/images/*.tif, root/masks/*.tif."""
@@ -57,16 +70,5 @@ def instance_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
     root = tmp_path_factory.mktemp("instance-run")
     data = write_pairs(root / "data", 9, seed=5)
-    overrides = [
-        "model.base_features=8",
-        "model.depth=2",
-        "train.epochs=15",
-        "train.patch_size=[64, 64]",
-        "train.patches_per_epoch=32",
-        "train.batch_size=4",
-        "train.tensorboard=false",
-        "predict.tile_size=[64, 64]",
-        "train.deterministic=true",
-    ]
-    fit(load_config(None, overrides), data, root / "run", progress=False)
+    fit(load_config(None, [*TINY_TRAINING, "train.epochs=15"]), data, root / "run", progress=False)
     return root / "run", data

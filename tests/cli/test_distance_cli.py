@@ -17,29 +17,17 @@ from lapseg.models.checkpoint import load_checkpoint
 
 pytestmark = pytest.mark.slow
 
-OVERRIDES = [
-    "model.base_features=8",
-    "model.depth=2",
-    "train.epochs=40",
-    "train.patch_size=[64, 64]",
-    "train.patches_per_epoch=32",
-    "train.batch_size=4",
-    "train.tensorboard=false",
-    "predict.tile_size=[64, 64]",
-    "train.deterministic=true",
-    "data.target=distance",
-]
-
 
 @pytest.fixture(scope="module")
 def distance_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """A small distance model on 9 synthetic label images (about 15 s), and its data."""
-    from conftest import write_pairs
+    from conftest import TINY_TRAINING, write_pairs
     from lapseg.training.trainer import fit
 
     root = tmp_path_factory.mktemp("distance-run")
     data = write_pairs(root / "data", 9, seed=5)
-    fit(load_config(None, OVERRIDES), data, root / "run", progress=False)
+    overrides = [*TINY_TRAINING, "train.epochs=40", "data.target=distance"]
+    fit(load_config(None, overrides), data, root / "run", progress=False)
     return root / "run", data
 
 
