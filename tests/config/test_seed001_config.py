@@ -12,7 +12,8 @@ import torch
 from torch import nn
 
 from lapseg.config import AugmentationConfig, LapsegConfig, load_config
-from lapseg.data.dataset import PatchDataset, Sample
+from lapseg.data.dataset import PatchDataset
+from lapseg.data.samples import Sample
 from lapseg.models.registry import create_model
 
 CONFIG = Path(__file__).resolve().parents[2] / "configs" / "pancreas-keras.yaml"

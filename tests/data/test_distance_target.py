@@ -104,8 +104,9 @@ def test_distance_maps_reject_bad_labels(labels):
 
 def test_prepared_sample_and_patches_carry_the_maps(tmp_path):
     from lapseg.config import AugmentationConfig, load_config
-    from lapseg.data.dataset import PatchDataset, prepare_sample
+    from lapseg.data.dataset import PatchDataset
     from lapseg.data.normalization import fit_normalization
+    from lapseg.data.samples import prepare_sample
     from lapseg.data.tasks import resolve_task, survey_masks
     from lapseg.io.discovery import SamplePaths
 
@@ -139,7 +140,7 @@ def test_prepared_sample_and_patches_carry_the_maps(tmp_path):
 
 def test_class_weights_of_a_distance_model_cover_its_two_classes():
     from lapseg.config import load_config
-    from lapseg.data.dataset import Sample
+    from lapseg.data.samples import Sample
     from lapseg.data.setup import compute_class_weights
     from lapseg.data.tasks import resolve_task, survey_masks
 

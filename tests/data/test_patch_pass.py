@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from lapseg.config import AugmentationConfig, load_config
-from lapseg.data.dataset import PatchDataset, Sample, tile_starts
+from lapseg.data.dataset import PatchDataset, tile_starts
+from lapseg.data.samples import Sample
 
 
 def _samples(shapes: list[tuple[int, int]]) -> list[Sample]:

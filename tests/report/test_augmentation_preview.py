@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from lapseg.config import AUGMENTATION_PRESETS
-from lapseg.data.dataset import Sample
+from lapseg.data.samples import Sample
 from lapseg.report.preview import GAP, write_augmentation_preview
 
 

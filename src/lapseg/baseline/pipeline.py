@@ -29,9 +29,9 @@ import sklearn
 from lapseg.baseline.forest import ForestModel, load_forest, predict_forest, save_forest
 from lapseg.baseline.forest import train_forest as _train_forest
 from lapseg.config import BaselineConfig, LapsegConfig, dump_config
-from lapseg.data.dataset import read_raw_sample
 from lapseg.data.masks import mask_to_target
 from lapseg.data.normalization import fit_normalization
+from lapseg.data.samples import read_raw_sample
 from lapseg.data.setup import make_split, resolve_run_config
 from lapseg.data.sources import DatasetSources
 from lapseg.data.split import write_split

@@ -2,7 +2,7 @@
 
 Reading already refuses what cannot be an image at all (unreadable files, absurd sizes, NaN or
 infinite pixels: :func:`lapseg.io.images.read_image`) and pairs whose shapes differ
-(:func:`lapseg.data.dataset.read_raw_sample`). :func:`check_training_pair` adds what only makes
+(:func:`lapseg.data.samples.read_raw_sample`). :func:`check_training_pair` adds what only makes
 sense for training, each a one-line :class:`~lapseg.errors.LapsegInputError` naming the file:
 
 - a constant image whose mask marks objects (nothing in the image can show them: a blank or

@@ -1,7 +1,7 @@
 """A run's data: discover samples, split them, fit normalisation on the training split, prepare.
 
 ``prepare_run_data`` is the one place where a dataset on disk becomes in-memory training and
-validation :class:`~lapseg.data.dataset.Sample` objects; the layout (``data.layout``) selects the
+validation :class:`~lapseg.data.samples.Sample` objects; the layout (``data.layout``) selects the
 discovery. Normalisation statistics are computed from the training split only.
 """
 
@@ -16,8 +16,8 @@ import numpy as np
 from lapseg.config import LapsegConfig
 from lapseg.data.channels import channel_count
 from lapseg.data.checks import check_training_pair
-from lapseg.data.dataset import RunData, Sample, prepare_sample, read_raw_sample, spread
 from lapseg.data.normalization import fit_normalization
+from lapseg.data.samples import RunData, Sample, prepare_sample, read_raw_sample, spread
 from lapseg.data.sources import DatasetSources, dataset_masks, discover_dataset
 from lapseg.data.split import read_split, split_random, validate_split
 from lapseg.data.targets import REGRESSION_CHANNELS

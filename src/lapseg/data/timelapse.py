@@ -26,9 +26,9 @@ import numpy as np
 
 from lapseg.config import DataConfig, LapsegConfig, TemporalConfig
 from lapseg.data.background import subtract_background, temporal_median
-from lapseg.data.dataset import LazySamples, RunData, Sample, prepare_sample
 from lapseg.data.frames import LazyFrames, frame_grid
 from lapseg.data.normalization import NormalizationStats, fit_normalization
+from lapseg.data.samples import LazySamples, RunData, Sample, prepare_sample
 from lapseg.data.split import SPLIT_KEYS, read_split, split_random, validate_split
 from lapseg.data.tasks import TaskDecision
 from lapseg.errors import LapsegInputError

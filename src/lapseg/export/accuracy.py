@@ -10,7 +10,7 @@ scores both against the ground truth with the measures training reports:
 - ``seg``: the Cell Tracking Challenge SEG of the instance labels (instance models only).
 
 The candidate passes when no measure drops by more than ``max_drop`` (an improvement never
-fails). Samples are prepared training samples (:class:`lapseg.data.dataset.Sample`): normalised,
+fails). Samples are prepared training samples (:class:`lapseg.data.samples.Sample`): normalised,
 on the network's pixel grid, as the run's validation saw them.
 """
 
@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from lapseg.data.dataset import Sample
+from lapseg.data.samples import Sample
 from lapseg.data.targets import REGRESSION_CHANNELS
 from lapseg.inference.engines import predict_logits
 from lapseg.inference.outputs import probabilities_from_logits

@@ -33,8 +33,8 @@ from typing import Any
 
 import numpy as np
 
-from lapseg.data.dataset import RunData, spread
 from lapseg.data.normalization import NormalizationStats
+from lapseg.data.samples import RunData, spread
 from lapseg.data.setup import prepare_run_data
 from lapseg.errors import LapsegInputError, optional_import
 from lapseg.export.accuracy import MAX_ACCURACY_DROP, AccuracyComparison, compare_on_samples

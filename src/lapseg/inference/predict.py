@@ -21,9 +21,9 @@ from lapseg.config import (
     config_from_dict,
 )
 from lapseg.data.channels import select_channels
-from lapseg.data.dataset import reshape_for_network
 from lapseg.data.geometry import center_crop_or_pad, resize_to, undo_center_crop_or_pad
 from lapseg.data.normalization import NormalizationStats, apply_normalization
+from lapseg.data.samples import reshape_for_network
 from lapseg.data.targets import REGRESSION_CHANNELS
 from lapseg.data.tasks import resolve_task
 from lapseg.device import mixed_precision, place_model, select_device

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from lapseg.config import LapsegConfig
-from lapseg.data.dataset import read_raw_sample
+from lapseg.data.samples import read_raw_sample
 from lapseg.data.setup import make_split
 from lapseg.data.sources import discover_dataset
 from lapseg.data.split import write_split

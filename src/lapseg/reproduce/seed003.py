@@ -36,8 +36,8 @@ import numpy as np
 import torch
 
 from lapseg.config import LapsegConfig, load_config
-from lapseg.data.dataset import read_raw_sample
 from lapseg.data.normalization import NormalizationStats, fit_normalization
+from lapseg.data.samples import read_raw_sample
 from lapseg.data.setup import resolve_run_config
 from lapseg.errors import LapsegInputError
 from lapseg.io.files import write_csv, write_text

@@ -62,7 +62,7 @@ def _overlay(
 def _still_images(
     loaded: LoadedModel, samples: dict[str, Any], names: Sequence[str], overlays: Path | None
 ) -> list[dict[str, Any]]:
-    from lapseg.data.dataset import read_raw_sample
+    from lapseg.data.samples import read_raw_sample
 
     rows = []
     for name in names:

@@ -17,7 +17,8 @@ import numpy as np
 import torch
 
 from lapseg.config import LapsegConfig, config_from_dict, config_to_dict, dump_config
-from lapseg.data.dataset import PatchDataset, RunData
+from lapseg.data.dataset import PatchDataset
+from lapseg.data.samples import RunData
 from lapseg.data.setup import compute_class_weights, median_object_area, prepare_run_data
 from lapseg.data.split import write_split
 from lapseg.data.targets import REGRESSION_CHANNELS

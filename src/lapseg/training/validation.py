@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from lapseg.config import LapsegConfig, PostprocessConfig
-from lapseg.data.dataset import Sample
+from lapseg.data.samples import Sample
 from lapseg.data.targets import REGRESSION_CHANNELS
 from lapseg.inference.engines import predict_logits
 from lapseg.inference.instances import instances_from_probabilities
