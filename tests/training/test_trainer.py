@@ -56,10 +56,12 @@ def test_refuses_non_empty_run_folder(tiny_dataset: Path, tmp_path: Path):
         fit(load_config(None, TINY), tiny_dataset, run, progress=False)
 
 
+@pytest.mark.parametrize("ema_decay", [0.0, 0.9])
 def test_resume_after_interrupt_equals_uninterrupted_run(
-    tiny_dataset: Path, tmp_path: Path, monkeypatch
+    tiny_dataset: Path, tmp_path: Path, monkeypatch, ema_decay: float
 ):
-    config = load_config(None, [*TINY, "train.epochs=3", "model.dropout=0.2"])
+    overrides = ["train.epochs=3", "model.dropout=0.2", f"train.ema_decay={ema_decay}"]
+    config = load_config(None, [*TINY, *overrides])
     full = fit(config, tiny_dataset, tmp_path / "full", progress=False)
 
     real = trainer_module.train_one_epoch
@@ -78,10 +80,14 @@ def test_resume_after_interrupt_equals_uninterrupted_run(
     monkeypatch.setattr(trainer_module, "train_one_epoch", real)
     resumed = fit(config, tiny_dataset, tmp_path / "resumed", resume=True, progress=False)
 
-    a = load_checkpoint(full.last_checkpoint)["model_state"]
-    b = load_checkpoint(resumed.last_checkpoint)["model_state"]
-    for key in a:
-        torch.testing.assert_close(a[key], b[key], rtol=0, atol=0, msg=key)
+    full_state = load_checkpoint(full.last_checkpoint)
+    resumed_state = load_checkpoint(resumed.last_checkpoint)
+    kinds = ["model_state", "trained_model_state"] if ema_decay else ["model_state"]
+    assert ("trained_model_state" in full_state) == bool(ema_decay)
+    for kind in kinds:  # the average and the trained weights both continue exactly
+        a, b = full_state[kind], resumed_state[kind]
+        for key in a:
+            torch.testing.assert_close(a[key], b[key], rtol=0, atol=0, msg=f"{kind} {key}")
     assert [round(r["train_loss"], 6) for r in full.history] == [
         round(r["train_loss"], 6) for r in resumed.history
     ]

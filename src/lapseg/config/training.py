@@ -117,6 +117,10 @@ class TrainConfig(Section):
     """SGD momentum."""
     weight_decay: NonNegative = 0.0
     """L2 penalty (decoupled for AdamW)."""
+    ema_decay: float = Field(0.0, ge=0.0, lt=1.0)
+    """Exponential moving average of the weights, updated after every step with this decay
+    (warmed up over the first steps; 0.99 averages about the last 100 steps); validation, the
+    best checkpoint and prediction then use the average. 0 = off."""
     schedule: Schedule = "cosine"
     """``none``, ``exponential`` (lr * decay_rate ** (epoch / decay_epochs)), ``piecewise``
     (a table via ``milestones``/``milestone_factors``, or ``gamma`` per milestone),

@@ -35,6 +35,7 @@ from lapseg.models.checkpoint import (
 )
 from lapseg.models.registry import create_model
 from lapseg.training import distributed
+from lapseg.training.averaging import average_copy
 from lapseg.training.budget import TimeBudget
 from lapseg.training.history import TensorBoardLog
 from lapseg.training.schedules import PlateauState
@@ -71,16 +72,35 @@ class TrainingRun:
     tensorboard: TensorBoardLog
     class_weights: list[float] | None
     object_area: float | None
+    average: torch.nn.Module | None = None  # moving average of ``model`` (``train.ema_decay``)
+    steps_averaged: int = 0
     plateau: PlateauState = field(default_factory=PlateauState)
     validation_seconds: float = 0.0
     history: list[dict[str, Any]] = field(default_factory=list)
     epoch: int = 0
 
+    @property
+    def evaluated_model(self) -> torch.nn.Module:
+        """The network that is validated, stored as ``model_state`` and used for prediction:
+        the weight average when ``train.ema_decay`` > 0, else the trained network."""
+        return self.model if self.average is None else self.average
+
     def checkpoint(self, *, finished: bool) -> dict[str, Any]:
-        """The plain-dict checkpoint of the current state (``weights_only``-loadable)."""
+        """The plain-dict checkpoint of the current state (``weights_only``-loadable).
+
+        ``model_state`` holds the weights to predict with (the average, when averaging);
+        ``trained_model_state`` the optimiser's weights, which a resumed run continues from.
+        """
+        averaging = {}
+        if self.average is not None:
+            averaging = {
+                "trained_model_state": self.model.state_dict(),
+                "steps_averaged": self.steps_averaged,
+            }
         return {
             "config": config_to_dict(self.config),
-            "model_state": self.model.state_dict(),
+            "model_state": self.evaluated_model.state_dict(),
+            **averaging,
             "optimizer_state": self.optimizer.state_dict(),
             "scaler_state": self.scaler.state_dict() if self.scaler is not None else {},
             "rng_states": capture_rng_states(self.numpy_rng),
@@ -187,6 +207,7 @@ def setup_run(
         ),
         class_weights=class_weights,
         object_area=median_object_area(data.train),
+        average=average_copy(model) if train_cfg.ema_decay > 0 else None,
     )
     if not data.val and any(s.when_metric for s in config.augment.curriculum):
         raise LapsegInputError(
@@ -205,7 +226,12 @@ def setup_run(
 
 def _restore(run: TrainingRun, state: dict[str, Any]) -> None:
     """Continue from a ``last.pt`` checkpoint exactly where it stopped."""
-    load_model_state(run.model, state["model_state"], path=run.run_dir / "last.pt")
+    path = run.run_dir / "last.pt"
+    trained = state.get("trained_model_state", state["model_state"])
+    load_model_state(run.model, trained, path=path)
+    if run.average is not None:  # a run that did not average before starts from its weights
+        load_model_state(run.average, state["model_state"], path=path)
+        run.steps_averaged = int(state.get("steps_averaged", 0))
     run.optimizer.load_state_dict(state["optimizer_state"])
     if run.scaler is not None and state.get("scaler_state"):
         run.scaler.load_state_dict(state["scaler_state"])

@@ -32,6 +32,7 @@ from lapseg.io.locks import folder_lock
 from lapseg.models.checkpoint import save_checkpoint
 from lapseg.report.plots import save_learning_curves
 from lapseg.training import distributed
+from lapseg.training.averaging import average_decay, update_average
 from lapseg.training.budget import TimeBudget, advance, budget_progress_bar
 from lapseg.training.history import write_history_csv
 from lapseg.training.loop import train_one_epoch
@@ -204,6 +205,10 @@ def _epoch(run: TrainingRun, bar: tqdm) -> dict[str, Any]:
         loss = distributed.mean(loss)  # the global batch's loss: every rank stops on a NaN
         if not math.isfinite(loss):
             raise _diverged(run, loss, steps)
+        if run.average is not None:
+            decay = average_decay(train_cfg.ema_decay, run.steps_averaged)
+            update_average(run.average, run.model, decay)
+            run.steps_averaged += 1
         advance(bar, run.budget)
         bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
         return not _out_of_time(run)
@@ -229,7 +234,7 @@ def _epoch(run: TrainingRun, bar: tqdm) -> dict[str, Any]:
         row.update(  # on rank 0 (the others receive its values)
             distributed.on_main(
                 lambda: validate(
-                    run.model,
+                    run.evaluated_model,
                     run.validation,
                     run.loss_fn,
                     run.config,
