@@ -34,6 +34,19 @@ TINY_TRAINING = [
 """A small, deterministic model trained on 64 x 64 patches of the synthetic pairs (add
 ``train.epochs``)."""
 
+SMALLEST_TRAINING = [
+    "model.base_features=4",
+    "model.depth=2",
+    "train.patch_size=[48, 48]",
+    "train.patches_per_epoch=8",
+    "train.batch_size=4",
+    "train.tensorboard=false",
+    "predict.tile_size=[64, 64]",
+    "train.deterministic=true",
+]
+"""The fastest deterministic run (2 steps of 4 patches of 48 x 48 per epoch; add
+``train.epochs``): for tests of the run's mechanics, not of what it learns."""
+
 
 def write_pairs(root: Path, n: int, *, seed: int, config: SyntheticConfig = TINY_SYNTHETIC) -> Path:
     """Write ``n`` synthetic image/mask pairs as root/images/*.tif, root/masks/*.tif."""

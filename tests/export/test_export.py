@@ -11,6 +11,7 @@ import pytest
 import tifffile
 import torch
 
+from conftest import SMALLEST_TRAINING
 from lapseg.config import load_config
 from lapseg.errors import LapsegInputError
 from lapseg.export import export_model, export_onnx_file, export_torchscript
@@ -28,17 +29,7 @@ from lapseg.training.trainer import fit
 
 pytest.importorskip("onnxruntime")
 
-TINY = [
-    "model.base_features=4",
-    "model.depth=2",
-    "train.epochs=1",
-    "train.patch_size=[48, 48]",
-    "train.patches_per_epoch=8",
-    "train.batch_size=4",
-    "train.tensorboard=false",
-    "predict.tile_size=[64, 64]",
-    "train.deterministic=true",
-]
+TINY = [*SMALLEST_TRAINING, "train.epochs=1"]
 RUNS = {
     "instances": [],  # 3-class target, percentile normalisation
     "binary": ["data.task=binary", "normalization.mode=percentile+meanstd"],

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import tifffile
 
+from conftest import SMALLEST_TRAINING
 from lapseg.cli import main
 from lapseg.config import load_config
 from lapseg.errors import LapsegInputError
@@ -25,17 +26,7 @@ from lapseg.training.trainer import fit
 onnx = pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
 
-TINY = [
-    "model.base_features=4",
-    "model.depth=2",
-    "train.epochs=1",
-    "train.patch_size=[48, 48]",
-    "train.patches_per_epoch=8",
-    "train.batch_size=4",
-    "train.tensorboard=false",
-    "predict.tile_size=[64, 64]",
-    "train.deterministic=true",
-]
+TINY = [*SMALLEST_TRAINING, "train.epochs=1"]
 RUNS = {
     "instances": [],  # 3-class target, percentile normalisation: Dice and SEG are checked
     "binary": ["data.task=binary", "normalization.mode=percentile+meanstd"],

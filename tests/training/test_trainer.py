@@ -4,22 +4,13 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import SMALLEST_TRAINING
 from lapseg.config import load_config
 from lapseg.models.checkpoint import load_checkpoint
 from lapseg.training import trainer as trainer_module
 from lapseg.training.trainer import fit
 
-TINY = [
-    "model.base_features=4",
-    "model.depth=2",
-    "train.epochs=2",
-    "train.patch_size=[48, 48]",
-    "train.patches_per_epoch=8",
-    "train.batch_size=4",
-    "train.tensorboard=false",
-    "predict.tile_size=[64, 64]",
-    "train.deterministic=true",
-]
+TINY = [*SMALLEST_TRAINING, "train.epochs=2"]
 
 
 def test_run_folder_contents_and_checkpoint(tiny_dataset: Path, tmp_path: Path):

@@ -9,22 +9,14 @@ import pytest
 import torch
 from torch import nn
 
+from conftest import SMALLEST_TRAINING
 from lapseg.config import load_config
 from lapseg.errors import LapsegInputError
 from lapseg.models.checkpoint import load_checkpoint
 from lapseg.training.averaging import average_copy, average_decay, update_average
 from lapseg.training.trainer import fit
 
-TINY = [
-    "model.base_features=4",
-    "model.depth=2",
-    "train.patch_size=[48, 48]",
-    "train.patches_per_epoch=8",
-    "train.batch_size=4",
-    "train.tensorboard=false",
-    "predict.tile_size=[64, 64]",
-    "train.deterministic=true",
-]
+TINY = SMALLEST_TRAINING
 
 
 def _net() -> nn.Module:
