@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import tifffile
 
+from conftest import SMALLEST_TRAINING
 from lapseg.cli import main
 from lapseg.config import load_config
 from lapseg.data.synthetic import synthetic_image
@@ -27,17 +28,7 @@ from lapseg.training.trainer import fit
 
 distributed = pytest.importorskip("distributed")
 
-TINY = [
-    "model.base_features=4",
-    "model.depth=2",
-    "train.epochs=1",
-    "train.patch_size=[48, 48]",
-    "train.patches_per_epoch=8",
-    "train.batch_size=4",
-    "train.tensorboard=false",
-    "predict.tile_size=[64, 64]",
-    "train.deterministic=true",
-]
+TINY = [*SMALLEST_TRAINING, "train.epochs=1"]
 
 
 @pytest.fixture(scope="module")
