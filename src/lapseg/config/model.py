@@ -99,6 +99,13 @@ class UNetConfig(Section):
     them over t (3 frames at a time, down to the centre time point). One input frame (k = 0)
     builds the plain 2D level either way."""
 
+    deep_supervision: Int = Field(0, ge=0)
+    """Extra training outputs at the decoder's 1/2, 1/4, ... resolutions (nnU-Net's deep
+    supervision): each has its own 1x1 head, its logits are upsampled to the target's size and
+    its loss is weighted 1/2, 1/4, ... of the full-resolution output's (weights normalised to
+    sum 1). Training only: validation, prediction and exports use the full-resolution output.
+    0 = off; at most ``depth - 1``; needs ``padding: same``."""
+
     @model_validator(mode="before")
     @classmethod
     def _start_from_preset(cls, values: Any) -> Any:
@@ -136,6 +143,20 @@ class UNetConfig(Section):
                 f"model.temporal_fusion=conv3d does not combine with {', '.join(named)} "
                 "(use temporal_fusion=early)"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _deep_supervision_fits(self) -> UNetConfig:
+        if self.deep_supervision == 0:
+            return self
+        if self.deep_supervision >= max(self.depth, 1):
+            raise ValueError(
+                f"model.deep_supervision={self.deep_supervision} needs model.depth > "
+                f"{self.deep_supervision} (one extra output per decoder level below full "
+                f"resolution, the bottleneck excluded; depth is {self.depth})"
+            )
+        if self.padding != "same":
+            raise ValueError("model.deep_supervision needs model.padding=same")
         return self
 
     @model_validator(mode="after")

@@ -13,6 +13,7 @@ from lapseg.losses.class_weights import (
     median_frequency_weights,
     total_ratio_weights,
 )
+from lapseg.losses.deep_supervision import deep_supervision_loss, deep_supervision_weights
 from lapseg.losses.functional import (
     cross_entropy,
     dice_ce_loss,
@@ -47,6 +48,8 @@ __all__ = [
     "class_pixel_counts",
     "create_loss",
     "cross_entropy",
+    "deep_supervision_loss",
+    "deep_supervision_weights",
     "dice_ce_loss",
     "focal_loss",
     "inverse_frequency_weights",

@@ -4,6 +4,10 @@ The network returns logits ``(B, K, Y', X')``: ``K = 1`` means a binary sigmoid 
 softmax classes; the final activation belongs to the loss / post-processing. With
 ``padding="valid"`` the output is smaller than the input by :attr:`UNet.output_margin` pixels on
 each side and the skip connections are centre-cropped to the decoder's size.
+
+With ``deep_supervision`` n > 0 the network in training mode returns a tuple: the logits, then
+n lower-resolution logits from the decoder's 1/2 ... 1/2**n levels (for
+:func:`lapseg.losses.deep_supervision_loss`); in evaluation mode it returns the logits alone.
 """
 
 from __future__ import annotations
@@ -122,6 +126,9 @@ class UNet(nn.Module):
                 ConvStack(f_in, f, **conv_kw, linear_last=c.linear_last if i == 0 else 0)
             )
         self.head = nn.Conv2d(c.features(0), c.outputs, 1)
+        self.aux_heads = nn.ModuleList(
+            nn.Conv2d(c.features(level), c.outputs, 1) for level in range(1, c.deep_supervision + 1)
+        )
         self._init_weights()
         for up in self.up:  # learned upsampling starts as bilinear interpolation, whatever init
             if isinstance(up, Upsample):
@@ -211,7 +218,7 @@ class UNet(nn.Module):
             f"(margin {self.output_margin} px per side): pad or crop to ({shown})"
         )
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, ...]:
         """Logits of a batch.
 
         Parameters
@@ -223,6 +230,8 @@ class UNet(nn.Module):
         -------
         (B, K, Y', X') tensor
             Logits; ``Y' = Y - 2 * output_margin`` (equal to ``Y`` with ``"same"`` padding).
+            In training mode with ``deep_supervision`` n > 0: a tuple of these logits and n
+            ``(B, K, Y / 2**i, X / 2**i)`` logits, i = 1 .. n.
         """
         if x.ndim != 4 or x.shape[1] != self.config.in_channels:
             raise LapsegInputError(
@@ -245,6 +254,8 @@ class UNet(nn.Module):
             x = stack(x)
             skips.append(x)
         x = self.bottleneck_drop(skips.pop())
+        supervise = self.training and len(self.aux_heads) > 0
+        coarse: list[torch.Tensor] = []  # deep supervision: finest first after reversing
         for j, (up, stack) in enumerate(zip(self.up, self.decoder, strict=True)):
             x = up(x, where.pop())
             if self.config.up_activation:
@@ -253,8 +264,14 @@ class UNet(nn.Module):
             if self.config.skip_connections:
                 x = torch.cat([center_crop(skip, (x.shape[-2], x.shape[-1])), x], dim=1)
             x = stack(self.concat_drop[j](x))
-        x = self.head(x)
-        return torch.relu(x) if self.config.head_activation == "relu" else x
+            level = self.config.depth - 1 - j
+            if supervise and 1 <= level <= len(self.aux_heads):
+                coarse.append(self._activate(self.aux_heads[level - 1](x)))
+        logits = self._activate(self.head(x))
+        return (logits, *reversed(coarse)) if supervise else logits
+
+    def _activate(self, logits: torch.Tensor) -> torch.Tensor:
+        return torch.relu(logits) if self.config.head_activation == "relu" else logits
 
 
 def fuse_batchnorm(model: nn.Module) -> nn.Module:

@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from lapseg.device import autocast_context
+from lapseg.losses import deep_supervision_loss
 
 
 def train_one_epoch(
@@ -30,7 +31,8 @@ def train_one_epoch(
     < 1: a random loss mask, each target pixel kept with that probability (``valid_mask`` of
     the loss, drawn from torch's generator). ``on_batch(loss)`` is called after every step
     (progress bar, time budget); returning ``False`` ends the epoch. Batches with ``maps``
-    (regression targets, ``data.target=distance``) hand them to the loss.
+    (regression targets, ``data.target=distance``) hand them to the loss. A model with deep
+    supervision returns several outputs in training mode; the loss then covers them all.
     """
     model.train()
     total, count = 0.0, 0
@@ -47,7 +49,10 @@ def train_one_epoch(
         optimizer.zero_grad(set_to_none=True)
         with autocast_context(device, precision):
             logits = model(image)
-        loss = loss_fn(logits.float(), target, pixel_weights=weights, valid_mask=keep, **maps)
+        outputs = logits if isinstance(logits, tuple) else (logits,)
+        loss = deep_supervision_loss(
+            loss_fn, outputs, target, pixel_weights=weights, valid_mask=keep, **maps
+        )
         if scaler is not None:
             scaler.scale(loss).backward()
             scaler.step(optimizer)
