@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -103,7 +104,9 @@ def test_deep_supervision_must_fit_the_network(settings, message):
 def test_a_run_trains_the_coarse_heads_and_predicts_with_the_full_output(
     tiny_dataset: Path, tmp_path: Path
 ):
-    from lapseg.inference.predict import load_model
+    from lapseg.export import export_onnx_file, export_torchscript
+    from lapseg.inference.exported import load_exported_model
+    from lapseg.inference.predict import load_model, predict_probabilities
 
     config = load_config(None, [*SMALLEST_TRAINING, "train.epochs=2", "model.deep_supervision=1"])
     torch.manual_seed(config.train.seed)
@@ -118,3 +121,11 @@ def test_a_run_trains_the_coarse_heads_and_predicts_with_the_full_output(
         predicted = loaded.model.float().cpu()(image)
     assert isinstance(predicted, torch.Tensor)
     assert predicted.shape == (1, stored.model.outputs, 64, 64)
+    # the exports carry the full-resolution output alone and predict what the run predicts
+    picture = np.random.default_rng(0).random((1, 96, 96)).astype(np.float32)  # (C, Y, X)
+    expected = predict_probabilities([loaded], picture)
+    for name in ("net.pt", "net.onnx"):
+        out = tmp_path / name
+        (export_onnx_file if name.endswith(".onnx") else export_torchscript)(result.run_dir, out)
+        got = predict_probabilities([load_exported_model(out)], picture)
+        np.testing.assert_allclose(got, expected, atol=1e-4, rtol=0)
