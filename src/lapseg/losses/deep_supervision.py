@@ -38,8 +38,9 @@ def deep_supervision_loss(
         A lapseg loss: ``loss_fn(logits (B, K, Y, X), target (B, Y, X), **loss_kwargs)``.
     outputs : sequence of (B, K, y_i, x_i) tensors
         Full-resolution logits first (their size must be the target's), then coarser ones
-        (``y_i = Y / 2**i``), each upsampled bilinearly to ``(Y, X)`` in float32 before its loss, so the target, pixel weights,
-        masks and regression maps are used at full resolution, unresampled.
+        (``y_i = Y / 2**i``), each upsampled bilinearly to ``(Y, X)`` in float32 before its
+        loss, so the target, pixel weights, masks and regression maps are used at full
+        resolution, unresampled.
     target : (B, Y, X) tensor
     **loss_kwargs
         Passed to every call (``pixel_weights``, ``valid_mask``, ``maps``).
